@@ -1,0 +1,1 @@
+"""kubemini's API server: the Kubernetes REST API over etcd."""

@@ -1,0 +1,1 @@
+"""What every kubemini component shares: API errors, selectors, validation, object helpers."""
