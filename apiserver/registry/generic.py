@@ -1,0 +1,624 @@
+"""The generic REST store: everything a resource does that is not specific to its kind.
+
+One :class:`ResourceStore` per resource runs create / get / list / watch / update / delete over
+:class:`apiserver.storage.store.Store` and its :class:`apiserver.storage.cacher.WatchCache`, and
+calls the resource's :class:`~apiserver.registry.strategy.Strategy` hooks in a fixed order.
+Requests arrive here already decoded; the HTTP layer only parses and renders.
+
+Semantics kept from kube-apiserver:
+
+- system fields: uid, creationTimestamp, generation, generateName (retried on a name clash);
+- updates and patches are computed inside ``guaranteed_update`` so a concurrent write is retried
+  unless the client pinned a resourceVersion (then it gets 409 Conflict);
+- deletion: finalizers and graceful deletion set ``deletionTimestamp`` and keep the object
+  (202 Accepted); an update that empties the finalizers of such an object deletes it;
+  propagationPolicy Orphan/Foreground add the ``orphan``/``foregroundDeletion`` finalizers;
+- namespaced objects need an existing namespace that is not terminating.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apiserver.registry import errors as registry_errors
+from apiserver.registry.strategy import StatusStrategy, Strategy
+from apiserver.resources import ResourceInfo
+from apiserver.schema import validate as schema
+from apiserver.storage import errors as storage_errors
+from apiserver.storage.cacher import Delivery, WatchCache, watch_from_storage
+from apiserver.storage.store import ListResult, Preconditions, Store
+from machinery import errors as api
+from machinery import validation
+from machinery.fields import FieldSelector
+from machinery.labels import Selector
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Transform = Callable[[Obj | None], "Obj | Awaitable[Obj]"]
+
+GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+GENERATE_NAME_ATTEMPTS = 8
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    """Per-request write options; ``warnings`` collects what the response's Warning headers say."""
+
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    field_manager: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ListOptions:
+    label_selector: Selector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    preconditions: Preconditions | None = None
+    dry_run: bool = False
+
+
+class NamespaceLookup:
+    """Answers "does this namespace exist, and is it terminating?" from the namespaces cache or etcd."""
+
+    def __init__(self, storage: Store, cache: WatchCache | None, prefix: str) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.prefix = prefix
+
+    async def get(self, name: str) -> Obj | None:
+        key = self.prefix + name
+        if self.cache is not None and self.cache.ready:
+            obj = self.cache.get(key)
+            if obj is not None:
+                return obj
+        try:
+            return await self.storage.get(key)
+        except storage_errors.NotFound:
+            return None
+
+
+class ResourceStore:
+    """REST semantics for one resource over etcd and its watch cache."""
+
+    def __init__(
+        self,
+        info: ResourceInfo,
+        strategy: Strategy,
+        storage: Store,
+        cache: WatchCache | None,
+        namespaces: NamespaceLookup | None,
+    ) -> None:
+        self.info = info
+        self.strategy = strategy
+        self.status_strategy = StatusStrategy(strategy)
+        self.storage = storage
+        self.cache = cache
+        self.namespaces = namespaces
+        #: strategic merge patch needs schema merge metadata, which only built-in kinds have
+        self.supports_strategic_merge = True
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return self.info.key(namespace, name)
+
+    def _error(self, err: storage_errors.StorageError, name: str = "") -> api.StatusError:
+        return registry_errors.interpret(err, self.info, name)
+
+    def predicate(self, opts: ListOptions) -> Callable[[Obj], bool] | None:
+        labels = opts.label_selector if opts.label_selector and not opts.label_selector.empty else None
+        fields = opts.field_selector if opts.field_selector and not opts.field_selector.empty else None
+        if fields is not None:
+            self._check_field_selector(fields)
+        if labels is None and fields is None:
+            return None
+        field_values = self.strategy.field_values
+
+        def matches(obj: Obj) -> bool:
+            if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return fields is None or fields.matches(field_values(obj))
+
+        return matches
+
+    def _check_field_selector(self, fields: FieldSelector) -> None:
+        known = {"metadata.name", *self.strategy.selectable_fields}
+        if self.info.namespaced:
+            known.add("metadata.namespace")
+        for name, _op, _value in fields.requirements:
+            if name not in known:
+                raise api.bad_request(f'"{name}" is not a known field selector: only '
+                                      + ", ".join(f'"{k}"' for k in sorted(known)))
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def get(self, namespace: str | None, name: str, resource_version: str = "") -> Obj:
+        """A read from etcd, or from the cache when the client accepts any state not older than
+        ``resource_version`` and the cache has it."""
+        key = self.key(namespace, name)
+        revision = parse_resource_version(resource_version)
+        if resource_version and self.cache is not None and self.cache.ready and self.cache.revision >= revision:
+            obj = self.cache.get(key)
+            if obj is None:
+                raise api.not_found(self.info.resource, name, self.info.group)
+            return obj
+        try:
+            return await self.storage.get(key)
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+
+    async def list(self, namespace: str | None, opts: ListOptions) -> ListResult:
+        """Lists with resourceVersion "0" (or an older one than the cache has) come from the cache;
+        consistent lists, exact revisions and continuations read etcd at one revision."""
+        predicate = self.predicate(opts)
+        rv, match = opts.resource_version, opts.resource_version_match
+        if match and match not in ("NotOlderThan", "Exact"):
+            raise api.bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
+                                  '"Exact", "NotOlderThan"')
+        if match and not rv:
+            raise api.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if opts.continue_token and rv and rv != "0":
+            raise api.bad_request("specifying resource version is not allowed when using continue")
+        revision = parse_resource_version(rv)
+        cache = self.cache
+        try:
+            if cache is not None and rv and match != "Exact" and not opts.continue_token:
+                await cache.wait_until_fresh(0)
+                if cache.revision >= revision:
+                    return cache.list(namespace, predicate, limit=opts.limit)
+            return await self.storage.list(
+                self.info.list_prefix(namespace), revision=revision if match == "Exact" else 0,
+                limit=opts.limit, continue_token=opts.continue_token, predicate=predicate,
+            )
+        except storage_errors.StorageError as err:
+            raise self._error(err) from None
+
+    async def watch(
+        self,
+        namespace: str | None,
+        opts: ListOptions,
+        *,
+        allow_bookmarks: bool = False,
+        send_initial_events: bool | None = None,
+    ) -> AsyncIterator[Delivery]:
+        """Events after ``opts.resource_version`` (with the current state first when it is "" or
+        "0", or when ``send_initial_events`` asks for it)."""
+        predicate = self.predicate(opts)
+        rv = opts.resource_version
+        if send_initial_events is not None:
+            if send_initial_events and not allow_bookmarks:
+                raise api.invalid("ListOptions", "", [api.forbidden(
+                    "allowWatchBookmarks", "allowWatchBookmarks must be set when sendInitialEvents is set")])
+            if send_initial_events and rv not in ("", "0"):
+                raise api.invalid("ListOptions", "", [api.forbidden(
+                    "resourceVersion", 'sendInitialEvents requires resourceVersion to be unset or "0"')])
+        revision = parse_resource_version(rv)
+        prefix = self.info.list_prefix(namespace)
+        cache = self.cache
+        try:
+            if cache is None:
+                return watch_from_storage(self.storage, prefix, revision, predicate)
+            await cache.wait_until_fresh(0)
+            initial_items = None
+            if rv == "" and send_initial_events:
+                # a consistent snapshot from etcd, then events after its revision
+                snapshot = await self.storage.list(prefix, predicate=predicate)
+                initial_items, revision = snapshot.items, snapshot.revision
+            elif revision > cache.revision and revision > await self.storage.current_revision():
+                raise storage_errors.TooLargeResourceVersion(revision, cache.revision)
+            if revision and revision < cache.oldest:
+                return watch_from_storage(self.storage, prefix, revision, predicate)
+            return cache.watch(
+                revision, namespace=namespace, predicate=predicate, allow_bookmarks=allow_bookmarks,
+                send_initial_events=send_initial_events, initial_items=initial_items,
+            )
+        except storage_errors.StorageError as err:
+            raise self._error(err) from None
+
+    # --- create -----------------------------------------------------------------------------------
+
+    async def create(self, namespace: str | None, obj: Obj, opts: WriteOptions) -> Obj:
+        self._check_kind(obj)
+        self._check_namespace_field(obj, namespace)
+        self._apply_schema(obj, opts)
+        strategy = self.strategy
+        strategy.default(obj)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("resourceVersion"):
+            meta.pop("resourceVersion")
+        self._fill_system_fields(obj)
+        strategy.prepare_for_create(obj)
+        if namespace:
+            await self._check_namespace_usable(namespace)
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        for attempt in range(GENERATE_NAME_ATTEMPTS):
+            if generated:
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(GENERATE_NAME_CHARS) for _ in range(5))
+            self._validate_create(obj)
+            if opts.dry_run:
+                return obj
+            try:
+                return await self.storage.create(self.key(namespace, meta["name"]), obj)
+            except storage_errors.AlreadyExists as err:
+                if not generated or attempt == GENERATE_NAME_ATTEMPTS - 1:
+                    raise self._error(err, meta["name"]) from None
+            except storage_errors.StorageError as err:
+                raise self._error(err, meta.get("name", "")) from None
+        raise AssertionError("unreachable")
+
+    def _validate_create(self, obj: Obj) -> None:
+        errs = validation.validate_object_meta(
+            obj.get("metadata") or {}, namespaced=self.info.namespaced,
+            name_validator=_NAME_VALIDATORS[self.strategy.name_rule],
+        )
+        errs += self.strategy.validate(obj)
+        if errs:
+            raise api.invalid(self.info.kind, _name_of(obj), errs, self.info.group)
+
+    def _fill_system_fields(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(now())
+        for system_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+            meta.pop(system_field, None)
+        if self.strategy.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+
+    async def _check_namespace_usable(self, namespace: str) -> None:
+        if self.namespaces is None:
+            return
+        ns = await self.namespaces.get(namespace)
+        if ns is None:
+            raise api.not_found("namespaces", namespace)
+        if (ns.get("metadata") or {}).get("deletionTimestamp") or (ns.get("status") or {}).get("phase") == "Terminating":
+            raise api.forbidden_error(
+                self.info.resource, "",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                self.info.group,
+            )
+
+    def _check_kind(self, obj: Obj) -> None:
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind is None and api_version is None:
+            obj["apiVersion"], obj["kind"] = self.info.api_version, self.info.kind
+            return
+        if kind != self.info.kind or api_version != self.info.api_version:
+            raise api.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({self.info.api_version})" if api_version != self.info.api_version else
+                f"the kind in the data ({kind}) does not match the expected kind ({self.info.kind})"
+            )
+
+    def _check_namespace_field(self, obj: Obj, namespace: str | None) -> None:
+        meta = obj.get("metadata")
+        if meta is None or not isinstance(meta, dict):
+            if meta is not None:
+                raise api.bad_request("metadata must be an object")
+            meta = obj["metadata"] = {}
+        if not self.info.namespaced:
+            if meta.get("namespace"):
+                raise api.invalid(self.info.kind, meta.get("name", ""), [
+                    api.forbidden("metadata.namespace", "not allowed on this type")], self.info.group)
+            meta.pop("namespace", None)
+            return
+        given = meta.get("namespace")
+        if given and given != namespace:
+            raise api.bad_request("the namespace of the provided object does not match the namespace "
+                                  "sent on the request")
+        meta["namespace"] = namespace
+
+    def _apply_schema(self, obj: Obj, opts: WriteOptions) -> None:
+        """Type errors → 400, unknown fields per fieldValidation, unknown fields always pruned."""
+        gvk = (self.info.group, self.info.version, self.info.kind)
+        unknown = schema.unknown_fields(obj, gvk)
+        if unknown:
+            if opts.field_validation == "Strict":
+                raise api.bad_request(
+                    "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
+            if opts.field_validation == "Warn":
+                opts.warnings.extend(f'unknown field "{p}"' for p in unknown)
+            schema.prune_unknown(obj, gvk)
+        errs = schema.validate_object(obj, gvk)
+        if not errs:
+            return
+        required = [e for e in errs if e.type == api.REQUIRED]
+        if len(required) == len(errs):
+            raise api.invalid(self.info.kind, _name_of(obj), required, self.info.group)
+        first = next(e for e in errs if e.type != api.REQUIRED)
+        raise api.bad_request(
+            f'{self.info.kind} in version "{self.info.version}" cannot be handled as a {self.info.kind}: {first}')
+
+    # --- update -----------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        namespace: str | None,
+        name: str,
+        transform: Transform,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        allow_create: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Apply ``transform(current)`` → desired object, as an update (or a create when allowed).
+
+        ``transform`` is called again after a conflict; it receives a private copy. The desired
+        object's ``metadata.resourceVersion``, when set, must equal the current one (409 otherwise).
+        Returns the stored object and whether it was created.
+        """
+        key = self.key(namespace, name)
+        created = False
+        dry_run_result: list[Obj] = []
+
+        async def try_update(current: Obj | None) -> Obj:
+            nonlocal created
+            desired = transform(copy.deepcopy(current) if current is not None else None)
+            if hasattr(desired, "__await__"):
+                desired = await desired
+            self._check_kind(desired)
+            self._check_namespace_field(desired, namespace)
+            meta = desired["metadata"]
+            if meta.get("name", name) != name:
+                raise api.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            meta["name"] = name
+            if current is None:
+                if subresource or not (self.strategy.allow_create_on_update or allow_create):
+                    raise api.not_found(self.info.resource, name, self.info.group)
+                created = True
+                if meta.get("resourceVersion"):
+                    raise api.conflict(self.info.resource, name, api.OBJECT_MODIFIED, self.info.group)
+                self._apply_schema(desired, opts)
+                self.strategy.default(desired)
+                self._fill_system_fields(desired)
+                self.strategy.prepare_for_create(desired)
+                if namespace:
+                    await self._check_namespace_usable(namespace)
+                self._validate_create(desired)
+            else:
+                self._prepare_update(desired, current, opts, subresource)
+            if opts.dry_run:
+                dry_run_result.append(desired)
+                raise _DryRunDone
+            return desired
+
+        try:
+            stored = await self.storage.guaranteed_update(key, try_update, ignore_not_found=True)
+        except _DryRunDone:
+            return dry_run_result[0], created
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+        if not created and _should_delete_now(stored):
+            await self._finish_deletion(namespace, name, stored)
+        return stored, created
+
+    def _prepare_update(self, desired: Obj, current: Obj, opts: WriteOptions, subresource: str) -> None:
+        meta, old_meta = desired["metadata"], current["metadata"]
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv and wanted_rv != old_meta.get("resourceVersion"):
+            raise api.conflict(self.info.resource, meta["name"], api.OBJECT_MODIFIED, self.info.group)
+        if subresource == "status":
+            self._apply_schema(desired, opts)
+            self.status_strategy.prepare_for_update(desired, current)
+            strategy_errors = self.status_strategy.validate_update(desired, current)
+        else:
+            self._apply_schema(desired, opts)
+            self.strategy.default(desired)
+            self.strategy.prepare_for_update(desired, current)
+            strategy_errors = []
+        # system fields never change through an update
+        for system_field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if system_field in old_meta:
+                meta[system_field] = old_meta[system_field]
+            else:
+                meta.pop(system_field, None)
+        meta.pop("selfLink", None)
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if self.strategy.tracks_generation:
+            generation = old_meta.get("generation", 1)
+            if subresource != "status" and self.strategy.spec_changed(desired, current):
+                generation += 1
+            meta["generation"] = generation
+        errs = validation.validate_object_meta_update(meta, old_meta)
+        if old_meta.get("deletionTimestamp"):
+            new_finalizers = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if new_finalizers:
+                errs.append(api.forbidden("metadata.finalizers",
+                                          f"no new finalizers can be added if the object is being deleted, "
+                                          f"found new finalizers {sorted(new_finalizers)!r}"))
+        if subresource != "status":
+            errs += validation.validate_object_meta(
+                meta, namespaced=self.info.namespaced, name_validator=_NAME_VALIDATORS[self.strategy.name_rule])
+            errs += self.strategy.validate_update(desired, current)
+        errs += strategy_errors
+        if errs:
+            raise api.invalid(self.info.kind, meta["name"], _dedupe(errs), self.info.group)
+
+    # --- delete -----------------------------------------------------------------------------------
+
+    async def delete(self, namespace: str | None, name: str, options: DeleteOptions) -> tuple[Obj, bool]:
+        """Delete, or mark for deletion. Returns the object and whether it is gone already."""
+        key = self.key(namespace, name)
+        policy = options.propagation_policy
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise api.invalid("DeleteOptions", "", [api.not_supported(
+                "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+        if options.grace_period_seconds is not None and options.grace_period_seconds < 0:
+            options.grace_period_seconds = 1
+        try:
+            current = await self.storage.get(key)
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+        if options.preconditions:
+            try:
+                options.preconditions.check(key, current)
+            except storage_errors.StorageError as err:
+                raise self._error(err, name) from None
+        grace = self._grace_period(current, options)
+        finalizers = _finalizers_for(current, policy)
+        if grace == 0 and not finalizers:
+            if options.dry_run:
+                return current, True
+            return await self._delete_now(key, name, options.preconditions), True
+        if options.dry_run:
+            return current, False
+        return await self._mark_deleted(namespace, name, grace, policy, options.preconditions)
+
+    def _grace_period(self, obj: Obj, options: DeleteOptions) -> int:
+        hook = getattr(self.strategy, "deletion_grace_period", None)
+        if hook is None:
+            return 0
+        return hook(obj, options.grace_period_seconds)
+
+    async def _delete_now(self, key: str, name: str, preconditions: Preconditions | None) -> Obj:
+        try:
+            return await self.storage.delete(key, preconditions=preconditions)
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+
+    async def _mark_deleted(
+        self, namespace: str | None, name: str, grace: int, policy: str | None, preconditions: Preconditions | None,
+    ) -> tuple[Obj, bool]:
+        def mark(current: Obj | None) -> Obj:
+            assert current is not None
+            meta = current["metadata"]
+            if preconditions:
+                preconditions.check(self.key(namespace, name), current)
+            finalizers = list(meta.get("finalizers") or [])
+            for extra in _policy_finalizers(policy):
+                if extra not in finalizers:
+                    finalizers.append(extra)
+            for other in {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} - set(_policy_finalizers(policy)):
+                if policy and other in finalizers:
+                    finalizers.remove(other)
+            if finalizers:
+                meta["finalizers"] = finalizers
+            existing_grace = meta.get("deletionGracePeriodSeconds")
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
+                meta["deletionGracePeriodSeconds"] = grace
+            elif existing_grace is not None and grace < existing_grace:
+                meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
+                meta["deletionGracePeriodSeconds"] = grace
+            return current
+
+        try:
+            stored = await self.storage.guaranteed_update(self.key(namespace, name), mark)
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+        if _should_delete_now(stored):
+            return await self._finish_deletion(namespace, name, stored), True
+        return stored, False
+
+    async def _finish_deletion(self, namespace: str | None, name: str, obj: Obj) -> Obj:
+        """An object marked for deletion with no finalizers left and no grace period goes away."""
+        rv = obj["metadata"]["resourceVersion"]
+        try:
+            return await self.storage.delete(self.key(namespace, name), preconditions=Preconditions(resource_version=rv))
+        except (storage_errors.NotFound, storage_errors.Conflict):
+            return obj
+        except storage_errors.StorageError as err:
+            raise self._error(err, name) from None
+
+
+class _DryRunDone(Exception):
+    """Raised inside a dry-run update to stop before the write."""
+
+
+def _should_delete_now(obj: Obj) -> bool:
+    meta = obj.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not meta.get(
+        "deletionGracePeriodSeconds")
+
+
+def _policy_finalizers(policy: str | None) -> list[str]:
+    if policy == "Orphan":
+        return [ORPHAN_FINALIZER]
+    if policy == "Foreground":
+        return [FOREGROUND_FINALIZER]
+    return []
+
+
+def _finalizers_for(obj: Obj, policy: str | None) -> list[str]:
+    existing = list((obj.get("metadata") or {}).get("finalizers") or [])
+    for extra in _policy_finalizers(policy):
+        if extra not in existing:
+            existing.append(extra)
+    if policy and policy != "Orphan" and ORPHAN_FINALIZER in existing:
+        existing.remove(ORPHAN_FINALIZER)
+    return existing
+
+
+def _name_of(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return meta.get("name") or meta.get("generateName") or ""
+
+
+def _dedupe(errs: list[api.FieldError]) -> list[api.FieldError]:
+    seen: set[str] = set()
+    out = []
+    for err in errs:
+        text = str(err)
+        if text not in seen:
+            seen.add(text)
+            out.append(err)
+    return out
+
+
+def parse_resource_version(value: str) -> int:
+    if not value:
+        return 0
+    try:
+        revision = int(value)
+    except ValueError:
+        raise api.bad_request(f'invalid resource version "{value}"') from None
+    if revision < 0:
+        raise api.bad_request(f'invalid resource version "{value}"')
+    return revision
+
+
+def _path_name_errors(name: str) -> list[str]:
+    if name in (".", ".."):
+        return [f'may not be "{name}"']
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+_NAME_VALIDATORS = {
+    "subdomain": validation.is_dns1123_subdomain,
+    "label": validation.is_dns1123_label,
+    "dns1035": validation.is_dns1035_label,
+    "path": _path_name_errors,
+}

@@ -1,0 +1,99 @@
+"""The set of served resources: a :class:`ResourceStore` and a watch cache per resource.
+
+Built once at start-up from :data:`apiserver.resources.BUILTIN_RESOURCES`; custom resources are
+added at run time through :meth:`Registry.add`. The HTTP layer looks resources up here by
+group/version/plural and never touches storage directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from apiserver.registry.builtin import strategy_for
+from apiserver.registry.generic import NamespaceLookup, ResourceStore
+from apiserver.resources import BUILTIN_RESOURCES, ResourceInfo
+from apiserver.storage.cacher import WatchCache
+from apiserver.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    def __init__(
+        self,
+        storage: Store,
+        resources: Iterable[ResourceInfo] = BUILTIN_RESOURCES,
+        *,
+        watch_cache: bool = True,
+        cache_capacity: int = 4096,
+        bookmark_interval: float = 60.0,
+    ) -> None:
+        self.storage = storage
+        self.watch_cache = watch_cache
+        self.cache_capacity = cache_capacity
+        self.bookmark_interval = bookmark_interval
+        self._by_gvr: dict[tuple[str, str, str], ResourceStore] = {}
+        self._resources: list[ResourceInfo] = []
+        ns_info = next(r for r in BUILTIN_RESOURCES if r.resource == "namespaces" and r.group == "")
+        self._ns_cache = self._make_cache(ns_info)
+        self.namespaces = NamespaceLookup(storage, self._ns_cache, ns_info.storage_prefix)
+        for info in resources:
+            self.add(info, start=False)
+
+    def _make_cache(self, info: ResourceInfo) -> WatchCache | None:
+        if not self.watch_cache:
+            return None
+        return WatchCache(
+            self.storage, info.storage_prefix, namespaced=info.namespaced,
+            capacity=self.cache_capacity, bookmark_interval=self.bookmark_interval,
+        )
+
+    def add(self, info: ResourceInfo, *, start: bool = True, strategy=None) -> ResourceStore:
+        is_ns = info.resource == "namespaces" and info.group == ""
+        cache = self._ns_cache if is_ns else self._make_cache(info)
+        store = ResourceStore(
+            info, strategy or strategy_for(info), self.storage, cache,
+            None if not info.namespaced else self.namespaces,
+        )
+        self._by_gvr[(info.group, info.version, info.resource)] = store
+        self._resources.append(info)
+        if start and cache is not None:
+            asyncio.get_running_loop().create_task(cache.start())
+        return store
+
+    def remove(self, info: ResourceInfo) -> None:
+        store = self._by_gvr.pop((info.group, info.version, info.resource), None)
+        self._resources = [r for r in self._resources if r != info]
+        if store is not None and store.cache is not None:
+            asyncio.get_running_loop().create_task(store.cache.stop())
+
+    def get(self, group: str, version: str, resource: str) -> ResourceStore | None:
+        return self._by_gvr.get((group, version, resource))
+
+    @property
+    def resources(self) -> list[ResourceInfo]:
+        return list(self._resources)
+
+    def stores(self) -> list[ResourceStore]:
+        return list(self._by_gvr.values())
+
+    async def start(self) -> None:
+        caches = [s.cache for s in self._by_gvr.values() if s.cache is not None]
+        await asyncio.gather(*(c.start() for c in caches))
+
+    async def stop(self) -> None:
+        caches = [s.cache for s in self._by_gvr.values() if s.cache is not None]
+        await asyncio.gather(*(c.stop() for c in caches), return_exceptions=True)
+
+    def close_watches(self) -> None:
+        """End every open watch (shutdown): clients see a clean end of stream and re-watch elsewhere."""
+        for store in self._by_gvr.values():
+            if store.cache is not None:
+                store.cache.close_watchers()
+
+    def send_bookmarks(self) -> None:
+        for store in self._by_gvr.values():
+            if store.cache is not None:
+                store.cache.send_bookmarks()

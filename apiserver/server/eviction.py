@@ -1,0 +1,52 @@
+"""Evictions honour PodDisruptionBudgets: 429 when a budget allows no more disruptions.
+
+The disruption controller keeps ``status.disruptionsAllowed`` current; an eviction consumes one
+allowed disruption (recorded in ``status.disruptedPods``) before the pod is deleted, as
+kube-apiserver does, so two concurrent evictions cannot both use the last one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from apiserver.registry.generic import ListOptions, WriteOptions
+from machinery import errors as api
+from machinery.labels import selector_from_label_selector
+
+
+async def check_disruption_budgets(registry, pod: dict, dry_run: bool) -> None:
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Pending"):
+        return
+    pdbs = registry.get("policy", "v1", "poddisruptionbudgets")
+    if pdbs is None:
+        return
+    namespace = pod["metadata"]["namespace"]
+    labels = pod["metadata"].get("labels") or {}
+    matching = [
+        pdb for pdb in (await pdbs.list(namespace, ListOptions())).items
+        if (pdb.get("spec") or {}).get("selector") is not None
+        and selector_from_label_selector(pdb["spec"]["selector"]).matches(labels)
+    ]
+    if not matching:
+        return
+    if len(matching) > 1:
+        raise api.StatusError(500, "InternalError",
+                              "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                              "does not support.")
+    pdb = matching[0]
+    name = pdb["metadata"]["name"]
+
+    def consume(current: dict | None) -> dict:
+        if current is None:
+            raise api.not_found("poddisruptionbudgets", name, "policy")
+        status = current.setdefault("status", {})
+        if status.get("observedGeneration", 0) < current["metadata"].get("generation", 1) or \
+                status.get("disruptionsAllowed", 0) <= 0:
+            raise api.too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.", 10)
+        status["disruptionsAllowed"] -= 1
+        disrupted = status.setdefault("disruptedPods", {})
+        disrupted[pod["metadata"]["name"]] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return current
+
+    await pdbs.update(namespace, name, consume, WriteOptions(dry_run=dry_run), subresource="status")
