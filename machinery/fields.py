@@ -98,7 +98,7 @@ class FieldSelector:
 
     def matches(self, fields: Mapping[str, str]) -> bool:
         """Whether an object exposing these field values is selected; a missing field reads as ``""``."""
-        for field, op, value in self._terms:
+        for field, op, value in self._terms:  # noqa: SIM110 - a plain loop is faster than all()
             if (fields.get(field, "") == value) != (op == EQUALS):
                 return False
         return True

@@ -190,7 +190,7 @@ def _build_matcher(requirements: tuple[Requirement, ...]) -> Callable[[Labels | 
             if not labels:
                 return False
             get = labels.get
-            for key, value in pairs:
+            for key, value in pairs:  # noqa: SIM110 - a plain loop is faster than all()
                 if get(key) != value:
                     return False
             return True
@@ -201,7 +201,7 @@ def _build_matcher(requirements: tuple[Requirement, ...]) -> Callable[[Labels | 
     def match_predicates(labels: Labels | None) -> bool:
         if labels is None:
             labels = {}
-        for predicate in predicates:
+        for predicate in predicates:  # noqa: SIM110 - a plain loop is faster than all()
             if not predicate(labels):
                 return False
         return True
@@ -216,13 +216,17 @@ class Selector:
     a nil ``metav1.LabelSelector`` means). ``str()`` gives the canonical form Kubernetes prints.
     """
 
-    __slots__ = ("_matcher", "_nothing", "_requirements", "_text")
+    __slots__ = ("_nothing", "_requirements", "_text", "matches")
+
+    #: ``matches(labels)``: whether an object with these labels (None: no labels) is selected. It is
+    #: the compiled matcher itself, stored per instance so the hot path is a single call.
+    matches: Callable[[Labels | None], bool]
 
     def __init__(self, requirements: Iterable[Requirement] = (), *, _nothing: bool = False) -> None:
         reqs = tuple(sorted(requirements, key=lambda r: r.key))  # stable, like sort.Sort(ByKey)
         self._requirements = reqs
         self._nothing = _nothing
-        self._matcher = _match_none if _nothing else _build_matcher(reqs)
+        self.matches = _match_none if _nothing else _build_matcher(reqs)
         self._text = "" if _nothing else ",".join(str(r) for r in reqs)
 
     @classmethod
@@ -245,10 +249,6 @@ class Selector:
     @property
     def matches_nothing(self) -> bool:
         return self._nothing
-
-    def matches(self, labels: Labels | None) -> bool:
-        """Whether an object with these labels (None means no labels) is selected."""
-        return self._matcher(labels)
 
     def requires_exact_match(self, key: str) -> str | None:
         """The single value ``key`` must have (``key=v``, ``key==v``, ``key in (v)``), else None."""
@@ -285,13 +285,15 @@ _NOTHING = Selector(_nothing=True)
 
 # --- the string grammar -------------------------------------------------------------------------
 
-_ERROR, _END, _CLOSE, _COMMA, _NOT, _DOUBLE_EQ, _EQ, _GT, _IDENT, _IN, _LT, _NOT_EQ, _NOT_IN, _OPEN = range(14)
+(_ERROR, _END, _CLOSE, _COMMA, _NOT, _DOUBLE_EQ, _EQ, _GT, _IDENT, _IN, _LT, _NOT_EQ, _NOT_IN,
+ _OPEN) = range(14)
 _KEYWORDS = {
     ")": _CLOSE, ",": _COMMA, "!": _NOT, "==": _DOUBLE_EQ, "=": _EQ, ">": _GT,
     "in": _IN, "<": _LT, "!=": _NOT_EQ, "notin": _NOT_IN, "(": _OPEN,
 }
 _SPECIAL = frozenset("=!(),><")
 _WHITESPACE = frozenset(" \t\r\n")
+_WORD_END = _SPECIAL | _WHITESPACE | {"\0"}
 
 
 def _lex(text: str) -> list[tuple[int, str]]:
@@ -322,7 +324,7 @@ def _lex(text: str) -> list[tuple[int, str]]:
             tokens.append(last or (_ERROR, f"error expected: keyword found '{buffer}'"))
         else:
             start = pos
-            while pos < end and text[pos] not in _SPECIAL and text[pos] not in _WHITESPACE and text[pos] != "\0":
+            while pos < end and text[pos] not in _WORD_END:
                 pos += 1
             word = text[start:pos]
             if pos < end and text[pos] == "\0":

@@ -202,7 +202,9 @@ C_IDENTIFIER_ERR = (
     "alphanumeric characters or '_'"
 )
 _C_IDENTIFIER_RE = re.compile(C_IDENTIFIER_FMT)
-ENV_VAR_NAME_ERR = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+ENV_VAR_NAME_ERR = (
+    "a valid environment variable name must consist only of printable ASCII characters other than '='"
+)
 CONFIG_MAP_KEY_FMT = "[-._a-zA-Z0-9]+"
 CONFIG_MAP_KEY_ERR = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
 _CONFIG_MAP_KEY_RE = re.compile(CONFIG_MAP_KEY_FMT)
@@ -507,7 +509,9 @@ def validate_immutable_field(new: Any, old: Any, path: str) -> list[FieldError]:
     return []
 
 
-_IMMUTABLE_META = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+_IMMUTABLE_META = (
+    "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+)
 
 
 def validate_object_meta_update(

@@ -43,6 +43,9 @@ def strategy_for(info: ResourceInfo) -> Strategy:
     global _loaded
     if not _loaded:
         for module in _MODULES:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError:  # TEMP-DEV
+                pass
         _loaded = True
     return _STRATEGIES.get((info.group, info.resource), Strategy)(info)

@@ -313,7 +313,9 @@ class ResourceStore:
     def _check_kind(self, obj: Obj) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
         if kind is None and api_version is None:
-            obj["apiVersion"], obj["kind"] = self.info.api_version, self.info.kind
+            rest = dict(obj)
+            obj.clear()
+            obj.update(apiVersion=self.info.api_version, kind=self.info.kind, **rest)
             return
         if kind != self.info.kind or api_version != self.info.api_version:
             raise api.bad_request(

@@ -292,7 +292,7 @@ class SchemaNode:
     built-in objects without properties (RawExtension, FieldsV1, JSON) are free-form.
     """
 
-    __slots__ = ("_children", "_flat", "_items", "_values", "custom", "registry", "schema")
+    __slots__ = ("_children", "_flat", "_items", "_shape", "_values", "custom", "registry", "schema")
 
     def __init__(self, registry: SchemaRegistry, schema: dict[str, Any], *, custom: bool = False) -> None:
         self.registry = registry
@@ -302,6 +302,7 @@ class SchemaNode:
         self._children: dict[str, SchemaNode | None] = {}
         self._items: Any = _MISSING
         self._values: Any = _MISSING
+        self._shape: tuple[Any, ...] | None = None
 
     @property
     def flat(self) -> dict[str, Any]:
@@ -371,6 +372,27 @@ class SchemaNode:
         # custom resources: an object without declared fields holds nothing (structural pruning)
         kind = flat.get("type")
         return not (kind == "object" or (isinstance(kind, list) and "object" in kind))
+
+    @property
+    def shape(self) -> tuple[dict[str, SchemaNode], SchemaNode | None, SchemaNode | None, bool, bool]:
+        """``(fields, map_values, items, keeps_unknown, embedded_resource)`` computed once: everything a
+        walk over objects needs, as plain locals (the unknown-field walk runs on every write)."""
+        shape = self._shape
+        if shape is None:
+            fields = {}
+            for name in self.properties:
+                child = self.declared(name)
+                if child is not None:
+                    fields[name] = child
+            values = self.values() if self.is_map else None
+            shape = self._shape = (
+                fields,
+                values,
+                self.items(),
+                self.preserves_unknown,
+                self.embedded_resource,
+            )
+        return shape
 
     @property
     def embedded_resource(self) -> bool:
