@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from apiserver.server.app import ServerConfig, create_app
+from apiserver.server.app import ResourceFastPath, ServerConfig, create_app
 from apiserver.server.logs import configure_logging
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(
-        app, host=args.bind_address, port=args.port, loop="uvloop", http="httptools",
+        ResourceFastPath(app), host=args.bind_address, port=args.port, loop="uvloop", http="httptools",
         log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on",
     ))
     _close_watches_on_exit(server, app)

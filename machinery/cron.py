@@ -71,7 +71,7 @@ class CronSchedule:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         loc = self.location or dt.tzinfo
-        t = _normalize(dt.astimezone(loc).replace(microsecond=0) + timedelta(seconds=1), loc)
+        t = _shift(dt.astimezone(loc).replace(microsecond=0), timedelta(seconds=1))
         year_limit = t.year + 5
         added = False
         while True:  # each pass restarts from the month when a lower field wrapped
@@ -213,7 +213,7 @@ def _parse_descriptor(expr: str, location: tzinfo | None) -> CronSchedule | Ever
         if interval is None:
             raise CronError(f"failed to parse duration {expr}: time: invalid duration "
                             f'"{expr[len("@every "):]}"')
-        seconds = max(int(interval.total_seconds()), 1)  # sub-second intervals round up to one second
+        seconds = max(int(interval.total_seconds()), 1)  # whole seconds, at least one
         return EverySchedule(timedelta(seconds=seconds), location)
     standard = _DESCRIPTORS.get(expr)
     if standard is None:
@@ -289,7 +289,8 @@ def _non_negative_int(text: str) -> int:
 
 # --- Go durations ("1h30m", "90s", "1.5h") ---------------------------------------------------------
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
+                   "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 
 

@@ -119,10 +119,10 @@ class FieldSelector:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FieldSelector):
             return NotImplemented
-        return self._terms == other._terms
+        return sorted(self._terms) == sorted(other._terms)  # an AND: term order does not matter
 
     def __hash__(self) -> int:
-        return hash(self._terms)
+        return hash(tuple(sorted(self._terms)))
 
 
 _EVERYTHING = FieldSelector()

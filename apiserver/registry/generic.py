@@ -251,31 +251,35 @@ class ResourceStore:
         self._check_kind(obj)
         self._check_namespace_field(obj, namespace)
         self._apply_schema(obj, opts)
-        strategy = self.strategy
-        strategy.default(obj)
         meta = obj.setdefault("metadata", {})
-        if meta.get("resourceVersion"):
-            meta.pop("resourceVersion")
-        self._fill_system_fields(obj)
-        strategy.prepare_for_create(obj)
+        meta.pop("resourceVersion", None)
         if namespace:
             await self._check_namespace_usable(namespace)
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for attempt in range(GENERATE_NAME_ATTEMPTS):
+            candidate = copy.deepcopy(obj) if generated else obj
             if generated:
-                meta["name"] = meta["generateName"] + "".join(
+                candidate["metadata"]["name"] = meta["generateName"] + "".join(
                     secrets.choice(GENERATE_NAME_CHARS) for _ in range(5))
-            self._validate_create(obj)
+            self._prepare_create(candidate)
             if opts.dry_run:
-                return obj
+                return candidate
+            name = candidate["metadata"].get("name", "")
             try:
-                return await self.storage.create(self.key(namespace, meta["name"]), obj)
+                return await self.storage.create(self.key(namespace, name), candidate)
             except storage_errors.AlreadyExists as err:
                 if not generated or attempt == GENERATE_NAME_ATTEMPTS - 1:
-                    raise self._error(err, meta["name"]) from None
+                    raise self._error(err, name) from None
             except storage_errors.StorageError as err:
-                raise self._error(err, meta.get("name", "")) from None
+                raise self._error(err, name) from None
         raise AssertionError("unreachable")
+
+    def _prepare_create(self, obj: Obj) -> None:
+        """default → system fields → prepare_for_create → validate (the create hook order)."""
+        self.strategy.default(obj)
+        self._fill_system_fields(obj)
+        self.strategy.prepare_for_create(obj)
+        self._validate_create(obj)
 
     def _validate_create(self, obj: Obj) -> None:
         errs = validation.validate_object_meta(
@@ -404,12 +408,9 @@ class ResourceStore:
                 if meta.get("resourceVersion"):
                     raise api.conflict(self.info.resource, name, api.OBJECT_MODIFIED, self.info.group)
                 self._apply_schema(desired, opts)
-                self.strategy.default(desired)
-                self._fill_system_fields(desired)
-                self.strategy.prepare_for_create(desired)
                 if namespace:
                     await self._check_namespace_usable(namespace)
-                self._validate_create(desired)
+                self._prepare_create(desired)
             else:
                 self._prepare_update(desired, current, opts, subresource)
             if opts.dry_run:
@@ -455,12 +456,6 @@ class ResourceStore:
                 generation += 1
             meta["generation"] = generation
         errs = validation.validate_object_meta_update(meta, old_meta)
-        if old_meta.get("deletionTimestamp"):
-            new_finalizers = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-            if new_finalizers:
-                errs.append(api.forbidden("metadata.finalizers",
-                                          f"no new finalizers can be added if the object is being deleted, "
-                                          f"found new finalizers {sorted(new_finalizers)!r}"))
         if subresource != "status":
             errs += validation.validate_object_meta(
                 meta, namespaced=self.info.namespaced, name_validator=_NAME_VALIDATORS[self.strategy.name_rule])
@@ -612,15 +607,9 @@ def parse_resource_version(value: str) -> int:
     return revision
 
 
-def _path_name_errors(name: str) -> list[str]:
-    if name in (".", ".."):
-        return [f'may not be "{name}"']
-    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
-
-
 _NAME_VALIDATORS = {
     "subdomain": validation.is_dns1123_subdomain,
     "label": validation.is_dns1123_label,
     "dns1035": validation.is_dns1035_label,
-    "path": _path_name_errors,
+    "path": validation.is_valid_path_segment_name,
 }

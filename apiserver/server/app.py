@@ -128,6 +128,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     add("/api/v1/{path:path}", resources.method("core"), methods=verbs)
     add("/apis/{group}/{version}/{path:path}", resources.method("grouped"), methods=verbs)
 
+    app.state.resource_handler = resources
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 405:
@@ -139,20 +141,61 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
+class ResourceFastPath:
+    """The ASGI entry point: resource requests go straight to the resource handler.
+
+    Resource requests are the hot path; they skip the framework's middleware stack (which costs
+    about a fifth of a request here) but use the same handlers as the routes registered on the
+    app. Everything else, lifespan included, goes through the FastAPI application.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            params = _resource_path_params(scope["path"])
+            if params is not None:
+                scope["path_params"] = params
+                handler = self.app.state.resource_handler.method("grouped" if "group" in params else "core")
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _resource_path_params(path: str) -> dict | None:
+    if path.startswith("/api/v1/"):
+        rest = path[8:]
+        return {"path": rest} if rest else None
+    if path.startswith("/apis/"):
+        parts = path[6:].split("/", 2)
+        if len(parts) == 3 and parts[2]:
+            return {"group": parts[0], "version": parts[1], "path": parts[2]}
+    return None
+
+
 class _LazyHandler:
     """Binds a route to a handler object that exists only once start-up has run."""
 
     def __init__(self, factory) -> None:
         self._factory = factory
         self._obj = None
+        self._methods: dict = {}
 
     def method(self, name: str):
+        cached = self._methods.get(name)
+        if cached is not None:
+            return cached
+
         async def call(request: Request) -> Response:
             if self._obj is None:
                 self._obj = self._factory()
             return await getattr(self._obj, name)(request)
 
         call.__name__ = name
+        self._methods[name] = call
         return call
 
 

@@ -51,9 +51,9 @@ def patch_transform(
             else:
                 result = apply_strategic_merge_patch(current, patch, patch_schema_for(gvk))
         except PatchError as exc:
-            raise _patch_failed(str(exc)) from None
+            raise _patch_failed(exc) from None
         if not isinstance(result, dict):
-            raise _patch_failed("the patched object is not a JSON object")
+            raise api.StatusError(422, "Invalid", "the patched object is not a JSON object")
         return result
 
     return transform, False
@@ -76,10 +76,13 @@ def _apply_transform(store: ResourceStore, applied: dict[str, Any], gvk, name: s
         try:
             return apply_strategic_merge_patch(current, applied, patch_schema_for(gvk))
         except PatchError as exc:
-            raise _patch_failed(str(exc)) from None
+            raise _patch_failed(exc) from None
 
     return transform
 
 
-def _patch_failed(message: str) -> api.StatusError:
-    return api.StatusError(422, "Invalid", message)
+def _patch_failed(exc: PatchError) -> api.StatusError:
+    """400 for a malformed patch, 422 for one that does not apply to the object."""
+    if exc.code == 422:
+        return api.StatusError(422, "Invalid", exc.message)
+    return api.bad_request(exc.message)

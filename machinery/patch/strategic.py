@@ -21,12 +21,14 @@ in-band directives. The rules follow apimachinery's ``strategicpatch`` (v1.35):
   ``$retainKeys: [...]`` drops every key of the original object not listed (union types such as a
   Deployment's ``strategy``). Directives never reach the result.
 * A value the original does not have (or has with another type) is taken from the patch without its
-  ``null`` members and without any object carrying ``$patch``, as apimachinery does since v1.27.
-* Lists of lists are never merged, whatever their metadata says: they are replaced.
+  ``null`` members and without any object carrying ``$patch``, as current apimachinery does.
 
-Known differences from apimachinery, all on input kubectl never sends: element order uses the sorted
-position of unknown items consistently instead of Go's comparator quirks; an empty list with an empty
-``$setElementOrder`` is accepted rather than rejected.
+Differences from apimachinery, all on input kubectl never sends, chosen so bad input gets a clear
+PatchError or a sensible result instead of Go's accidents: lists of lists are replaced (it rejects
+them); ``$deleteFromPrimitiveList`` on a list of objects is an error (it merges the items in);
+values taken wholesale from the patch (atomic lists, ``replace``) lose their ``null`` members and
+directives, which Go's typed decoding drops anyway; a ``$setElementOrder`` for a list empty on both
+sides is accepted; items a sort order does not know keep their relative order at its end.
 """
 
 from __future__ import annotations

@@ -237,5 +237,53 @@ def positive_quantity(value: Any, path: str) -> list[FieldError]:
     if parsed is None:
         return quantity_errors(value, path)
     if parsed.sign() <= 0:
-        return [invalid_value(path, str(parsed), NOT_POSITIVE)]
+        return [invalid_value(path, str(parsed), "must be greater than zero")]
     return []
+
+
+# --- semantic comparison ---------------------------------------------------------------------
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or (isinstance(value, str | list | dict) and not value)
+
+
+def _prune(value: Any) -> Any:
+    """Drop empty values, as Kubernetes' semantic equality treats nil and empty alike."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if not _empty(v)}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def normalized(value: Any) -> bytes:
+    """A canonical form for semantic comparison (empties dropped, keys sorted)."""
+    return orjson.dumps(_prune(value), option=orjson.OPT_SORT_KEYS)
+
+
+def describe_diff(old: Any, new: Any, prefix: str = "", limit: int = 20) -> str:
+    """A short, readable list of what differs (Kubernetes prints a Go cmp.Diff here)."""
+    lines: list[str] = []
+    _diff(_prune(old), _prune(new), prefix, lines)
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"  ... and {len(lines) - limit} more"]
+    return "\n".join(lines)
+
+
+def _diff(old: Any, new: Any, path: str, lines: list[str]) -> None:
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            _diff(old.get(key), new.get(key), f"{path}.{key}" if path else key, lines)
+        return
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            _diff(a, b, f"{path}[{i}]", lines)
+        return
+    if old is not None:
+        lines.append(f"- {path}: {orjson.dumps(old).decode()}")
+    if new is not None:
+        lines.append(f"+ {path}: {orjson.dumps(new).decode()}")

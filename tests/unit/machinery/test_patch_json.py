@@ -27,7 +27,11 @@ def test_operations_apply_in_order():
         {"op": "test", "path": "/spec/replicas", "value": 1},
         {"op": "replace", "path": "/spec/replicas", "value": 3},
         {"op": "add", "path": "/metadata/labels/tier", "value": "front"},
-        {"op": "add", "path": "/spec/template/spec/containers/-", "value": {"name": "log", "image": "busybox"}},
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/-",
+            "value": {"name": "log", "image": "busybox"},
+        },
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx:1.28"},
         {"op": "remove", "path": "/metadata/labels/app"},
         {"op": "copy", "from": "/metadata/name", "path": "/metadata/generateName"},

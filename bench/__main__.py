@@ -1,0 +1,282 @@
+"""``make bench``: API server performance measured against raw etcd in the same run.
+
+Starts a private etcd and API server (child processes, random ports), then prints:
+
+1. raw etcd puts/s through our etcd client vs pod creates/s through the API server, both with 64
+   requests in flight and ~1 KiB pods (target ratio >= 0.6);
+2. watch delivery latency p50/p99 with 1,000 watchers while 200 writes/s happen (target p99 <= 100 ms);
+3. LIST of 10,000 pods from the watch cache (resourceVersion=0) and consistently (from etcd), p50,
+   and the ratio to a raw etcd range of the same keys;
+4. API server RSS at rest and with 10,000 pods.
+
+Nothing here asserts: numbers are printed, with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import uvloop
+
+from apiserver.storage.etcd import EtcdClient, prefix_range_end
+from bench.rawhttp import Connection
+from kubemini.apiserverproc import ApiServerProcess
+from kubemini.etcdserver import EtcdServer
+
+CONCURRENCY = 64
+
+
+def pod(name: str, namespace: str = "bench") -> dict:
+    """A ~1 KiB pod, like a small real workload's."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app": "bench", "tier": "backend", "pod-template-hash": "5d8f7c9b6"},
+                     "annotations": {"bench.kubemini.io/note": "x" * 200}},
+        "spec": {"containers": [{
+            "name": "app", "image": "registry.example/bench/app:1.2.3",
+            "args": ["--port=8080", "--log-level=info"],
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "env": [{"name": "MODE", "value": "bench"}, {"name": "REGION", "value": "local"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        }]},
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def run_concurrently(n: int, worker) -> tuple[float, list[float]]:
+    """Run ``worker(i)`` for i in range(n) with CONCURRENCY in flight; returns (seconds, latencies)."""
+    latencies: list[float] = []
+    counter = iter(range(n))
+
+    async def lane(lane_id: int):
+        state = await worker.open(lane_id) if hasattr(worker, "open") else None
+        for i in counter:
+            t0 = time.perf_counter()
+            await worker(i, state)
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(i) for i in range(CONCURRENCY)))
+    return time.perf_counter() - started, latencies
+
+
+class EtcdPuts:
+    def __init__(self, client: EtcdClient, value: bytes) -> None:
+        self.client, self.value = client, value
+
+    async def __call__(self, i: int, _state) -> None:
+        await self.client.put(f"/bench/raw/{i}".encode(), self.value)
+
+
+class PodCreates:
+    def __init__(self, host: str, port: int, namespace: str) -> None:
+        self.host, self.port, self.namespace = host, port, namespace
+
+    async def open(self, lane: int) -> Connection:
+        return await Connection.open(self.host, self.port)
+
+    async def __call__(self, i: int, conn: Connection) -> None:
+        status, body = await conn.request("POST", f"/api/v1/namespaces/{self.namespace}/pods",
+                                          orjson.dumps(pod(f"p{i:06d}", self.namespace)))
+        if status != 201:
+            raise RuntimeError(f"create failed: {status} {body[:300]!r}")
+
+
+async def bench_creates(etcd_endpoint: str, host: str, port: int, n: int) -> dict:
+    client = EtcdClient([etcd_endpoint])
+    await client.connect()
+    value = orjson.dumps(pod("p000000"))
+    await run_concurrently(500, EtcdPuts(client, value))  # warm-up
+    raw_s, raw_lat = await run_concurrently(n, EtcdPuts(client, value))
+    conn = await Connection.open(host, port)
+    await conn.request("POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": "warm"}}))
+    await run_concurrently(500, PodCreates(host, port, "warm"))
+    api_s, api_lat = await run_concurrently(n, PodCreates(host, port, "bench"))
+    await client.delete_range(b"/bench/raw/", prefix_range_end(b"/bench/raw/"))
+    await client.close()
+    conn.close()
+    return {
+        "pod_bytes": len(value),
+        "etcd_puts_per_s": n / raw_s, "etcd_p50_ms": percentile(raw_lat, 50) * 1e3,
+        "etcd_p99_ms": percentile(raw_lat, 99) * 1e3,
+        "creates_per_s": n / api_s, "create_p50_ms": percentile(api_lat, 50) * 1e3,
+        "create_p99_ms": percentile(api_lat, 99) * 1e3,
+    }
+
+
+async def bench_watch(host: str, port: int, watchers: int, rate: int, seconds: float) -> dict:
+    conn = await Connection.open(host, port)
+    await conn.request("POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": "watch"}}))
+    status, body = await conn.request("GET", "/api/v1/namespaces/watch/configmaps")
+    rv = orjson.loads(body)["metadata"]["resourceVersion"]
+    latencies: list[float] = []
+    counts = [0] * watchers
+    expected = int(rate * seconds)
+    marker = b'"ts":"'
+
+    async def watch(i: int) -> None:
+        c = await Connection.open(host, port)
+        status = await c.start_stream(f"/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion={rv}")
+        assert status == 200, status
+        tail = b""
+        while counts[i] < expected:
+            chunk = tail + await c.read_chunk()
+            now = time.time_ns()
+            pos = chunk.find(marker)
+            last = 0
+            while pos != -1:
+                end = chunk.find(b'"', pos + len(marker))
+                if end == -1:
+                    break
+                latencies.append((now - int(chunk[pos + len(marker):end])) / 1e6)
+                counts[i] += 1
+                last = end
+                pos = chunk.find(marker, end)
+            tail = chunk[last:] if pos != -1 else b""
+        c.close()
+
+    tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
+    await asyncio.sleep(2.0)  # let every watch connect
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(expected):
+        target = start + i * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        cm = {"metadata": {"name": f"w{i:05d}"}, "data": {"ts": str(time.time_ns())}}
+        await conn.request("POST", "/api/v1/namespaces/watch/configmaps", orjson.dumps(cm))
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+    except TimeoutError:
+        pass
+    conn.close()
+    delivered = sum(counts)
+    return {"watchers": watchers, "writes": expected, "delivered": delivered,
+            "complete": delivered == watchers * expected,
+            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            "max_ms": max(latencies) if latencies else 0}
+
+
+async def bench_list(etcd_endpoint: str, host: str, port: int, rounds: int, count: int) -> dict:
+    conn = await Connection.open(host, port)
+    client = EtcdClient([etcd_endpoint])
+    await client.connect()
+
+    async def timed(fn) -> float:
+        samples = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await fn()
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples) * 1e3
+
+    async def cached():
+        status, body = await conn.request("GET", "/api/v1/namespaces/bench/pods?resourceVersion=0")
+        assert status == 200 and len(orjson.loads(body)["items"]) >= count
+
+    async def consistent():
+        status, body = await conn.request("GET", "/api/v1/namespaces/bench/pods")
+        assert status == 200 and len(orjson.loads(body)["items"]) >= count
+
+    async def raw():
+        prefix = b"/registry/pods/bench/"
+        resp = await client.range(prefix, prefix_range_end(prefix))
+        items = [orjson.loads(kv.value) for kv in resp.kvs]
+        assert len(items) >= count
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the cache catches up with the creates just made
+        status, body = await conn.request("GET", "/api/v1/namespaces/bench/pods?resourceVersion=0&limit=1")
+        status, body = await conn.request("GET", "/api/v1/namespaces/bench/pods?resourceVersion=0")
+        if len(orjson.loads(body)["items"]) >= count:
+            break
+        await asyncio.sleep(0.2)
+    result = {"cache_p50_ms": await timed(cached), "consistent_p50_ms": await timed(consistent),
+              "raw_etcd_p50_ms": await timed(raw)}
+    await client.close()
+    conn.close()
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+async def main_async(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+        etcd = EtcdServer(Path(tmp) / "etcd")
+        etcd.start()
+        api = ApiServerProcess([etcd.endpoint], Path(tmp))
+        api.start()
+        try:
+            host, port = "127.0.0.1", api.port
+            print(f"machine: {machine()}")
+            rest_rss = rss_mb(api.pid)
+            conn = await Connection.open(host, port)
+            await conn.request("POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": "bench"}}))
+            conn.close()
+            creates = await bench_creates(etcd.endpoint, host, port, args.creates)
+            print(f"creates: raw etcd {creates['etcd_puts_per_s']:.0f} puts/s (p99 {creates['etcd_p99_ms']:.1f} ms), "
+                  f"API server {creates['creates_per_s']:.0f} pod creates/s (p50 {creates['create_p50_ms']:.1f} ms, "
+                  f"p99 {creates['create_p99_ms']:.1f} ms), ratio {creates['creates_per_s'] / creates['etcd_puts_per_s']:.2f}"
+                  f" (target >= 0.6); pod size {creates['pod_bytes']} bytes")
+            lists = await bench_list(etcd.endpoint, host, port, args.list_rounds, args.creates)
+            print(f"list of {args.creates} pods: cache p50 {lists['cache_p50_ms']:.0f} ms, consistent p50 "
+                  f"{lists['consistent_p50_ms']:.0f} ms, raw etcd range+decode p50 {lists['raw_etcd_p50_ms']:.0f} ms, "
+                  f"ratios {lists['cache_p50_ms'] / lists['raw_etcd_p50_ms']:.2f} / "
+                  f"{lists['consistent_p50_ms'] / lists['raw_etcd_p50_ms']:.2f}")
+            print(f"rss: at rest {rest_rss:.0f} MiB, with {args.creates} pods {rss_mb(api.pid):.0f} MiB")
+            watch = await bench_watch(host, port, args.watchers, args.rate, args.seconds)
+            print(f"watch: {watch['watchers']} watchers x {watch['writes']} writes at {args.rate}/s: "
+                  f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
+                  f"(target p99 <= 100 ms); delivered {watch['delivered']}/{watch['watchers'] * watch['writes']}")
+        finally:
+            api.stop()
+            etcd.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="kubemini API server benchmarks")
+    parser.add_argument("--creates", type=int, default=10000, help="pods to create (default: %(default)s)")
+    parser.add_argument("--watchers", type=int, default=1000, help="concurrent watchers (default: %(default)s)")
+    parser.add_argument("--rate", type=int, default=200, help="writes/s during the watch test (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="watch test duration (default: %(default)s)")
+    parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
+    args = parser.parse_args()
+    uvloop.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
