@@ -43,9 +43,6 @@ def strategy_for(info: ResourceInfo) -> Strategy:
     global _loaded
     if not _loaded:
         for module in _MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError:  # TEMP-DEV
-                pass
+            importlib.import_module(module)
         _loaded = True
     return _STRATEGIES.get((info.group, info.resource), Strategy)(info)

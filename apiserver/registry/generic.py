@@ -126,6 +126,8 @@ class ResourceStore:
         self.namespaces = namespaces
         #: strategic merge patch needs schema merge metadata, which only built-in kinds have
         self.supports_strategic_merge = True
+        #: hands out and releases cluster-wide unique values (Service IPs and node ports)
+        self.allocator = None
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -261,25 +263,42 @@ class ResourceStore:
             if generated:
                 candidate["metadata"]["name"] = meta["generateName"] + "".join(
                     secrets.choice(GENERATE_NAME_CHARS) for _ in range(5))
-            self._prepare_create(candidate)
-            if opts.dry_run:
-                return candidate
+            self._prepare_new(candidate)
+            reserved = await self._allocate(candidate, None, opts.dry_run)
             name = candidate["metadata"].get("name", "")
             try:
+                self._validate_create(candidate)
+                if opts.dry_run:
+                    return candidate
                 return await self.storage.create(self.key(namespace, name), candidate)
             except storage_errors.AlreadyExists as err:
+                await self._release(reserved)
                 if not generated or attempt == GENERATE_NAME_ATTEMPTS - 1:
                     raise self._error(err, name) from None
             except storage_errors.StorageError as err:
+                await self._release(reserved)
                 raise self._error(err, name) from None
+            except BaseException:
+                await self._release(reserved)
+                raise
         raise AssertionError("unreachable")
 
-    def _prepare_create(self, obj: Obj) -> None:
-        """default → system fields → prepare_for_create → validate (the create hook order)."""
+    def _prepare_new(self, obj: Obj) -> None:
+        """default → system fields → prepare_for_create (validation follows allocation)."""
         self.strategy.default(obj)
         self._fill_system_fields(obj)
         self.strategy.prepare_for_create(obj)
-        self._validate_create(obj)
+
+    async def _allocate(self, new: Obj, old: Obj | None, dry_run: bool) -> list[str]:
+        if self.allocator is None:
+            return []
+        if old is None:
+            return await self.allocator.allocate(new, dry_run=dry_run)
+        return await self.allocator.allocate_update(new, old, dry_run=dry_run)
+
+    async def _release(self, reserved: list[str]) -> None:
+        if reserved and self.allocator is not None:
+            await self.allocator.release_keys(reserved)
 
     def _validate_create(self, obj: Obj) -> None:
         errs = validation.validate_object_meta(
@@ -388,6 +407,8 @@ class ResourceStore:
         key = self.key(namespace, name)
         created = False
         dry_run_result: list[Obj] = []
+        reserved: list[str] = []
+        previous: list[Obj] = []
 
         async def try_update(current: Obj | None) -> Obj:
             nonlocal created
@@ -410,9 +431,14 @@ class ResourceStore:
                 self._apply_schema(desired, opts)
                 if namespace:
                     await self._check_namespace_usable(namespace)
-                self._prepare_create(desired)
+                self._prepare_new(desired)
+                reserved.extend(await self._allocate(desired, None, opts.dry_run))
+                self._validate_create(desired)
             else:
+                previous[:] = [current]
                 self._prepare_update(desired, current, opts, subresource)
+                if not subresource:
+                    reserved.extend(await self._allocate(desired, current, opts.dry_run))
             if opts.dry_run:
                 dry_run_result.append(desired)
                 raise _DryRunDone
@@ -423,8 +449,14 @@ class ResourceStore:
         except _DryRunDone:
             return dry_run_result[0], created
         except storage_errors.StorageError as err:
+            await self._release(reserved)
             raise self._error(err, name) from None
-        if not created and _should_delete_now(stored):
+        except BaseException:
+            await self._release(reserved)
+            raise
+        if previous and self.allocator is not None:
+            await self.allocator.release_unused(stored, previous[0])
+        if not created and self._should_delete_now(stored):
             await self._finish_deletion(namespace, name, stored)
         return stored, created
 
@@ -433,12 +465,14 @@ class ResourceStore:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and wanted_rv != old_meta.get("resourceVersion"):
             raise api.conflict(self.info.resource, meta["name"], api.OBJECT_MODIFIED, self.info.group)
+        self._apply_schema(desired, opts)
         if subresource == "status":
-            self._apply_schema(desired, opts)
             self.status_strategy.prepare_for_update(desired, current)
             strategy_errors = self.status_strategy.validate_update(desired, current)
+        elif subresource:
+            getattr(self.strategy, f"prepare_for_{subresource}")(desired, current)
+            strategy_errors = getattr(self.strategy, f"validate_{subresource}")(desired, current)
         else:
-            self._apply_schema(desired, opts)
             self.strategy.default(desired)
             self.strategy.prepare_for_update(desired, current)
             strategy_errors = []
@@ -452,11 +486,11 @@ class ResourceStore:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if self.strategy.tracks_generation:
             generation = old_meta.get("generation", 1)
-            if subresource != "status" and self.strategy.spec_changed(desired, current):
+            if not subresource and self.strategy.spec_changed(desired, current):
                 generation += 1
             meta["generation"] = generation
         errs = validation.validate_object_meta_update(meta, old_meta)
-        if subresource != "status":
+        if not subresource:
             errs += validation.validate_object_meta(
                 meta, namespaced=self.info.namespaced, name_validator=_NAME_VALIDATORS[self.strategy.name_rule])
             errs += self.strategy.validate_update(desired, current)
@@ -486,7 +520,7 @@ class ResourceStore:
                 raise self._error(err, name) from None
         grace = self._grace_period(current, options)
         finalizers = _finalizers_for(current, policy)
-        if grace == 0 and not finalizers:
+        if grace == 0 and not finalizers and not self.strategy.blocks_deletion(current):
             if options.dry_run:
                 return current, True
             return await self._delete_now(key, name, options.preconditions), True
@@ -502,9 +536,12 @@ class ResourceStore:
 
     async def _delete_now(self, key: str, name: str, preconditions: Preconditions | None) -> Obj:
         try:
-            return await self.storage.delete(key, preconditions=preconditions)
+            deleted = await self.storage.delete(key, preconditions=preconditions)
         except storage_errors.StorageError as err:
             raise self._error(err, name) from None
+        if self.allocator is not None:
+            await self.allocator.release(deleted)
+        return deleted
 
     async def _mark_deleted(
         self, namespace: str | None, name: str, grace: int, policy: str | None, preconditions: Preconditions | None,
@@ -527,6 +564,7 @@ class ResourceStore:
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
                 meta["deletionGracePeriodSeconds"] = grace
+                self.strategy.on_delete_mark(current)
             elif existing_grace is not None and grace < existing_grace:
                 meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
                 meta["deletionGracePeriodSeconds"] = grace
@@ -536,29 +574,33 @@ class ResourceStore:
             stored = await self.storage.guaranteed_update(self.key(namespace, name), mark)
         except storage_errors.StorageError as err:
             raise self._error(err, name) from None
-        if _should_delete_now(stored):
+        if self._should_delete_now(stored):
             return await self._finish_deletion(namespace, name, stored), True
         return stored, False
+
+    def _should_delete_now(self, obj: Obj) -> bool:
+        """Marked for deletion, nothing left holding it, and no grace period still running."""
+        meta = obj.get("metadata") or {}
+        return (bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
+                and not meta.get("deletionGracePeriodSeconds") and not self.strategy.blocks_deletion(obj))
 
     async def _finish_deletion(self, namespace: str | None, name: str, obj: Obj) -> Obj:
         """An object marked for deletion with no finalizers left and no grace period goes away."""
         rv = obj["metadata"]["resourceVersion"]
         try:
-            return await self.storage.delete(self.key(namespace, name), preconditions=Preconditions(resource_version=rv))
+            deleted = await self.storage.delete(self.key(namespace, name),
+                                                preconditions=Preconditions(resource_version=rv))
         except (storage_errors.NotFound, storage_errors.Conflict):
             return obj
         except storage_errors.StorageError as err:
             raise self._error(err, name) from None
+        if self.allocator is not None:
+            await self.allocator.release(deleted)
+        return deleted
 
 
 class _DryRunDone(Exception):
     """Raised inside a dry-run update to stop before the write."""
-
-
-def _should_delete_now(obj: Obj) -> bool:
-    meta = obj.get("metadata") or {}
-    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not meta.get(
-        "deletionGracePeriodSeconds")
 
 
 def _policy_finalizers(policy: str | None) -> list[str]:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from apiserver.registry.allocator import ServiceAllocator
 from apiserver.registry.builtin import strategy_for
 from apiserver.registry.generic import NamespaceLookup, ResourceStore
 from apiserver.resources import BUILTIN_RESOURCES, ResourceInfo
@@ -57,6 +58,8 @@ class Registry:
             info, strategy or strategy_for(info), self.storage, cache,
             None if not info.namespaced else self.namespaces,
         )
+        if info.group == "" and info.resource == "services":
+            store.allocator = ServiceAllocator(self.storage)
         self._by_gvr[(info.group, info.version, info.resource)] = store
         self._resources.append(info)
         if start and cache is not None:

@@ -8,6 +8,13 @@ create:  default → prepare_for_create → system fields → validate (+ object
 update:  default → prepare_for_update(new, old) → system fields kept → validate_update → store
 status:  the status strategy keeps everything but ``status`` (and metadata labels/annotations)
 
+other subresources (e.g. pods/binding, namespaces/finalize) call ``prepare_for_<name>(new, old)``
+and ``validate_<name>(new, old)`` on the strategy instead of the main update hooks.
+
+Deletion: ``deletion_grace_period(obj, requested)`` makes deletion graceful (pods);
+``on_delete_mark(obj)`` runs when ``deletionTimestamp`` is set; ``blocks_deletion(obj)`` keeps a
+marked object until it returns False (namespaces keep ``spec.finalizers``).
+
 Hooks may mutate the object they are given (a private copy); ``validate*`` must not.
 """
 
@@ -80,6 +87,13 @@ class Strategy:
             fields[path] = _field_string(obj, path)
         return fields
 
+    def blocks_deletion(self, obj: Obj) -> bool:
+        """Whether an object marked for deletion must stay (beyond metadata.finalizers)."""
+        return False
+
+    def on_delete_mark(self, obj: Obj) -> None:
+        """Called on the private copy when ``deletionTimestamp`` is being set."""
+
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         """Whether the update changes what metadata.generation counts (all but metadata and status)."""
         keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
@@ -108,6 +122,9 @@ class StatusStrategy:
             new.pop("status", None)
         else:
             new["status"] = status
+        hook = getattr(self.main, "prepare_for_status_update", None)
+        if hook is not None:
+            hook(new, old)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate_status(new, old)

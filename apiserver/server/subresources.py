@@ -78,7 +78,8 @@ async def create_binding(request: Request, target) -> Response:
     name = (binding.get("metadata") or {}).get("name") or target.name
     if name != target.name:
         raise api.bad_request("the name of the binding does not match the pod name in the URL")
-    await target.store.update(target.namespace, target.name, lambda current: bind(current, binding), opts)
+    await target.store.update(target.namespace, target.name, lambda current: bind(current, binding), opts,
+                              subresource="binding")
     return codec.json_response(codec.success_status(code=201), 201)
 
 

@@ -171,6 +171,9 @@ def test_apply_multi_document_file_then_update_then_unchanged(kubectl, api, name
     # meanwhile, someone annotates and labels the Deployment outside the file
     assert "annotated" in kubectl("annotate", "deployment", "web", "-n", ns, "example.com/owner=team-a")
     assert "labeled" in kubectl("label", "deployment", "web", "-n", ns, "extra=kept")
+    # a Deployment's generation follows its spec and annotations (they are copied to ReplicaSets), not labels
+    before = get_json(api, deploy_path)["metadata"]["generation"]
+    assert before == created["metadata"]["generation"] + 1
 
     manifest = write(tmp_path, "app2.yaml", APP_FILE.format(ns=ns, image="nginx:1.28"))
     out = kubectl("apply", "-f", manifest)
@@ -192,7 +195,7 @@ def test_apply_multi_document_file_then_update_then_unchanged(kubectl, api, name
     assert annotations["example.com/owner"] == "team-a"
     last_applied = json.loads(annotations["kubectl.kubernetes.io/last-applied-configuration"])
     assert last_applied["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
-    assert deploy["metadata"]["generation"] == created["metadata"]["generation"] + 1
+    assert deploy["metadata"]["generation"] == before + 1
 
     out = kubectl("apply", "-f", manifest)
     assert out.splitlines() == [

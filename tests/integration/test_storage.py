@@ -260,8 +260,11 @@ async def test_slow_watcher_is_closed_without_blocking_others(store, cache, pref
                 return
 
     consumer = asyncio.create_task(consume())
-    for i in range(30):
-        await store.create(f"{prefix}ns/s{i}", obj(f"s{i}"))
+    for batch in range(3):  # the fast watcher keeps up: it never has more than 10 queued
+        for i in range(10):
+            await store.create(f"{prefix}ns/s{batch}-{i}", obj(f"s{batch}-{i}"))
+        while len(received) < 10 * (batch + 1) and not consumer.done():
+            await asyncio.sleep(0.01)
     await asyncio.wait_for(consumer, 10)
     assert slow.closed and slow.overflowed  # queue limit is 20 and nobody read it
     assert len(received) == 30

@@ -127,6 +127,16 @@ class PodStrategy(Strategy):
             normalize_ip_pair(status, "podIP", "podIPs")
             normalize_ip_pair(status, "hostIP", "hostIPs")
 
+    # --- pods/binding (for a store that routes subresource X to prepare_for_X / validate_X) -----
+
+    def prepare_for_binding(self, new: Obj, old: Obj) -> None:
+        """The object :func:`bind` returned is final: nodeName and the PodScheduled condition stay."""
+
+    def validate_binding(self, new: Obj, old: Obj) -> list[FieldError]:
+        """:func:`bind` already checked everything; the main update rules must not run (they forbid
+        changing ``spec.nodeName``)."""
+        return []
+
     def field_values(self, obj: Obj) -> dict[str, str]:
         fields = super().field_values(obj)
         fields["spec.hostNetwork"] = "true" if spec_of(obj).get("hostNetwork") is True else "false"
@@ -209,12 +219,15 @@ def _go_ips(ips: list[str]) -> Any:
 # --- binding ------------------------------------------------------------------------------------
 
 
-def bind(pod: Obj, binding: Obj, *, now: str | None = None) -> Obj:
+def bind(pod: Obj | None, binding: Obj, *, now: str | None = None) -> Obj:
     """pods/binding: a copy of ``pod`` assigned to ``binding.target.name``. Pure; raises StatusError.
 
     400 for a target that is not a Node (or has no name), 409 when the pod is being deleted, is
-    already assigned, has scheduling gates, or fails the binding's uid/resourceVersion preconditions.
+    already assigned, has scheduling gates, or fails the binding's uid/resourceVersion preconditions;
+    404 when there is no pod (``pod`` is None).
     """
+    if pod is None:
+        raise api.not_found("pods", as_str(meta_of(binding).get("name")))
     meta = meta_of(pod)
     name = as_str(meta.get("name"))
     target = as_dict(binding.get("target"))

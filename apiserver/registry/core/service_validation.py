@@ -53,12 +53,12 @@ LB_ONLY = "may only be used when `type` is 'LoadBalancer'"
 
 
 def _headless(spec: dict[str, Any]) -> bool:
-    return spec.get("type") == "ClusterIP" and as_list(spec.get("clusterIPs")) == ["None"]
+    return as_list(spec.get("clusterIPs")) == ["None"] or spec.get("clusterIP") == "None"
 
 
 def validate_service(spec: dict[str, Any]) -> list[FieldError]:
     kind = spec.get("type")
-    headless = _headless(spec) or (spec.get("clusterIP") == "None" and kind == "ClusterIP")
+    headless = _headless(spec)
     ports = list(dicts(spec.get("ports")))
     errs: list[FieldError] = []
     if not ports and not headless and kind != "ExternalName":

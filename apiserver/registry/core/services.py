@@ -68,6 +68,9 @@ class ServiceStrategy(Strategy):
                 spec["allocateLoadBalancerNodePorts"] = True
             default_ingress_ip_mode(obj)
 
+    def initial_status(self, obj: Obj) -> None:
+        obj["status"] = {"loadBalancer": {}}
+
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         spec = obj.get("spec")

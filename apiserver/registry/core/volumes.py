@@ -26,10 +26,10 @@ from machinery import validation
 from machinery.errors import FieldError, duplicate, forbidden, invalid_value, required
 
 SOURCES = (
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
-    "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI",
-    "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
-    "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
+    "emptyDir", "hostPath", "gitRepo", "gcePersistentDisk", "awsElasticBlockStore", "secret", "nfs", "iscsi",
+    "glusterfs", "flocker", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "quobyte",
+    "downwardAPI", "fc", "azureFile", "vsphereVolume", "photonPersistentDisk", "portworxVolume", "azureDisk",
+    "storageos", "configMap", "scaleIO", "projected", "csi", "ephemeral", "image",
 )
 DEFAULT_MODE = 0o644
 FILE_MODE_ERROR = "must be a number between 0 and 0777 (octal), both inclusive"
@@ -100,7 +100,7 @@ def validate_volumes(volumes: Any, path: str) -> tuple[set[str], list[FieldError
 
 
 def validate_volume_source(volume: dict[str, Any], path: str) -> list[FieldError]:
-    """Exactly one source; the first one is validated, any further one is Forbidden."""
+    """Exactly one source (checked in Kubernetes' order); later ones are Forbidden."""
     errs: list[FieldError] = []
     found = False
     for source in SOURCES:
