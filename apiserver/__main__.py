@@ -41,27 +41,33 @@ def main(argv: list[str] | None = None) -> int:
         bookmark_interval=args.bookmark_interval,
     )
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(
+    server = ApiServer(uvicorn.Config(
         ResourceFastPath(app), host=args.bind_address, port=args.port, loop="uvloop", http="httptools",
         log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on",
-    ))
-    _close_watches_on_exit(server, app)
+    ), app)
     server.run()
     return 0 if server.started else 1
 
 
-def _close_watches_on_exit(server: uvicorn.Server, app) -> None:
-    """Close every watch as soon as shutdown starts, so clients see a clean end of stream
-    instead of waiting for the graceful-shutdown timeout."""
-    original = server.handle_exit
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, closing every watch once it has stopped accepting connections.
 
-    def handle_exit(sig, frame) -> None:
-        registry = getattr(app.state, "registry", None)
+    Clients see a clean end of their watch streams and reconnect elsewhere (or to the next
+    instance), instead of waiting for the graceful-shutdown timeout or being re-admitted to a
+    server that is about to exit.
+    """
+
+    def __init__(self, config: uvicorn.Config, app) -> None:
+        super().__init__(config)
+        self.fastapi_app = app
+
+    async def shutdown(self, sockets=None) -> None:
+        for server in self.servers:
+            server.close()
+        registry = getattr(self.fastapi_app.state, "registry", None)
         if registry is not None:
             registry.close_watches()
-        original(sig, frame)
-
-    server.handle_exit = handle_exit  # type: ignore[method-assign]
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

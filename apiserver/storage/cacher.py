@@ -189,6 +189,7 @@ class WatchCache:
         self._watchers_by_ns: dict[str, set[CacheWatcher]] = collections.defaultdict(set)
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._ready = asyncio.Event()
+        self.closing = False
         self._task: asyncio.Task | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -413,6 +414,8 @@ class WatchCache:
             self._watchers_by_ns[namespace].add(watcher)
         if initial and send_initial_events:
             watcher.bookmark(max(revision, self.revision), initial_events_end=True)
+        if self.closing:
+            watcher.close()
         return watcher
 
     def _replay(self, watcher: CacheWatcher, revision: int):
@@ -448,6 +451,8 @@ class WatchCache:
                     del self._watchers_by_ns[watcher.namespace]
 
     def close_watchers(self) -> None:
+        """Shutdown: end every watch, and every watch started from now on."""
+        self.closing = True
         self._terminate_watchers()
 
     def _terminate_watchers(self) -> None:

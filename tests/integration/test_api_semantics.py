@@ -406,8 +406,10 @@ def test_delete_preconditions(api, namespace):
 
 def test_finalizers_delay_deletion(api, namespace):
     create_cm(api, namespace, "fin", finalizers=["example.com/hold"])
+    # kube-apiserver (endpoints/handlers/delete.go) answers 200 with the object, now carrying a
+    # deletionTimestamp; 202 only when the client asked orphanDependents=false (see below)
     resp = api.delete(cm_path(namespace, "fin"))
-    assert resp.status_code == 202, resp.text
+    assert resp.status_code == 200, resp.text
     assert resp.json()["metadata"]["deletionTimestamp"]
 
     pending = api.get(cm_path(namespace, "fin"))
@@ -420,6 +422,12 @@ def test_finalizers_delay_deletion(api, namespace):
     assert resp.status_code == 200, resp.text
     assert_status(api.get(cm_path(namespace, "fin")), 404, "NotFound", 'configmaps "fin" not found')
     assert cm_names(api, namespace) == []
+
+    create_cm(api, namespace, "fin2", finalizers=["example.com/hold"])
+    resp = api.request("DELETE", cm_path(namespace, "fin2"), json={"orphanDependents": False})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["metadata"]["deletionTimestamp"]
+    assert resp.json()["metadata"]["finalizers"] == ["example.com/hold"]
 
 
 # --- output formats and discovery ----------------------------------------------------------------------
