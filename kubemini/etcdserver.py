@@ -111,7 +111,8 @@ class EtcdServer:
         cmd = self.command()
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                      start_new_session=True)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Poll ``/health`` on the client port until etcd answers healthy (it has a leader)."""

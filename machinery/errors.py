@@ -180,14 +180,13 @@ def conflict(resource: str, name: str, reason_text: str, group: str = "") -> Sta
     )
 
 
-OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+OBJECT_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 def invalid(kind: str, name: str, errors: list[FieldError], group: str = "") -> StatusError:
-    if len(errors) == 1:
-        text = str(errors[0])
-    else:
-        text = "[" + ", ".join(str(e) for e in errors) + "]"
+    text = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
     qualified_kind = f"{kind}.{group}" if group else kind
     return StatusError(
         422,

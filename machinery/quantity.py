@@ -13,6 +13,7 @@ Kubernetes. A :class:`Quantity` holds its value exactly as an integer number of 
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -313,6 +314,12 @@ def _with_text(nanos: int, format: str, text: str) -> Quantity:
     return quantity
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Quantity:
+    """Quantities are immutable and a cluster uses few distinct texts: parse each once."""
+    return _parse_text(text)
+
+
 def parse_quantity(value: str | int | float | Quantity) -> Quantity:
     """Parse a quantity from its string form or from a JSON number.
 
@@ -330,5 +337,5 @@ def parse_quantity(value: str | int | float | Quantity) -> Quantity:
             raise QuantityError(FORMAT_WRONG)
         return _parse_text(repr(value))
     if isinstance(value, str):
-        return _parse_text(value.strip())
+        return _parse_cached(value.strip())
     raise QuantityError(FORMAT_WRONG)

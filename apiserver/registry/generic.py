@@ -326,7 +326,8 @@ class ResourceStore:
         ns = await self.namespaces.get(namespace)
         if ns is None:
             raise api.not_found("namespaces", namespace)
-        if (ns.get("metadata") or {}).get("deletionTimestamp") or (ns.get("status") or {}).get("phase") == "Terminating":
+        terminating = (ns.get("status") or {}).get("phase") == "Terminating"
+        if (ns.get("metadata") or {}).get("deletionTimestamp") or terminating:
             raise api.forbidden_error(
                 self.info.resource, "",
                 f"unable to create new content in namespace {namespace} because it is being terminated",

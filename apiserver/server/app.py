@@ -102,13 +102,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def openapi_document(request: Request) -> Response:
         doc = state["openapi"].document(request.path_params["path"])
         if doc is None:
-            return codec.error_response(api.StatusError(404, "NotFound", "the server could not find the requested resource"))
+            return codec.error_response(_path_not_found())
         headers = {"Cache-Control": "public, immutable", "Expires": "Fri, 01 Jan 2100 00:00:00 GMT"} \
             if request.query_params.get("hash") else None
         return codec.raw_json_response(doc, headers=headers)
 
     async def openapi_v2(request: Request) -> Response:
-        return codec.error_response(api.StatusError(404, "NotFound", "the server could not find the requested resource"))
+        return codec.error_response(_path_not_found())
 
     add = app.router.add_route
     add("/version", version, methods=["GET"])
@@ -135,10 +135,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         if exc.status_code == 405:
             return codec.error_response(api.method_not_allowed("the server does not allow this method on the "
                                                                "requested resource"))
-        return codec.error_response(api.StatusError(exc.status_code, "NotFound" if exc.status_code == 404 else "",
-                                                    "the server could not find the requested resource"))
+        if exc.status_code == 404:
+            return codec.error_response(_path_not_found())
+        return codec.error_response(api.StatusError(exc.status_code, "", str(exc.detail)))
 
     return app
+
+
+def _path_not_found() -> api.StatusError:
+    return api.StatusError(404, "NotFound", "the server could not find the requested resource")
 
 
 class ResourceFastPath:

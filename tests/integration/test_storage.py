@@ -263,7 +263,7 @@ async def test_slow_watcher_is_closed_without_blocking_others(store, cache, pref
     for batch in range(3):  # the fast watcher keeps up: it never has more than 10 queued
         for i in range(10):
             await store.create(f"{prefix}ns/s{batch}-{i}", obj(f"s{batch}-{i}"))
-        while len(received) < 10 * (batch + 1) and not consumer.done():
+        while len(received) < 10 * (batch + 1) and not consumer.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     await asyncio.wait_for(consumer, 10)
     assert slow.closed and slow.overflowed  # queue limit is 20 and nobody read it

@@ -1,0 +1,114 @@
+"""``make up`` / ``make down``: etcd and the API server in the background, on one machine.
+
+A stand-in for ``kubemini up`` until the whole cluster (controllers, scheduler, kubelet) exists:
+it starts etcd and one API server as detached processes, writes ``<data-dir>/kubeconfig`` and
+prints how to use it. State (pids, logs, etcd data) lives in the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from kubemini.apiserverproc import ApiServerProcess, ApiServerStartError, write_kubeconfig
+from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def up(data_dir: Path, port: int) -> int:
+    state_file = data_dir / "pids.json"
+    if state_file.exists():
+        pids = json.loads(state_file.read_text())
+        if any(_alive(pid) for pid in pids.values()):
+            print(f"kubemini is already running from {data_dir} (pids {pids}); `make down` stops it", file=sys.stderr)
+            return 1
+    if not _port_free(port):
+        print(f"port {port} is in use; choose another with `make up PORT=N`", file=sys.stderr)
+        return 1
+    data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print("starting etcd ...", flush=True)
+    try:
+        etcd = EtcdServer(data_dir / "etcd", client_port=port + 10000 if port + 10000 < 65536 else None).start()
+    except (EtcdNotInstalledError, EtcdStartError) as exc:
+        print(f"etcd failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"  etcd ready at {etcd.endpoint} ({time.monotonic() - started:.1f}s)")
+    print("starting the API server ...", flush=True)
+    api = ApiServerProcess([etcd.endpoint], data_dir / "logs", port=port)
+    try:
+        api.start()
+    except ApiServerStartError as exc:
+        etcd.stop()
+        print(f"the API server failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"  API server ready at {api.url} ({time.monotonic() - started:.1f}s)")
+    state_file.write_text(json.dumps({"apiserver": api.pid, "etcd": etcd.pid}))
+    kubeconfig = write_kubeconfig(data_dir / "kubeconfig", api.url)
+    print(f"\nkubemini is up (etcd + API server). Use it with:\n  export KUBECONFIG={kubeconfig}\n"
+          f"  kubectl get namespaces\nLogs: {data_dir}/logs, {data_dir}/etcd/etcd.log. Stop with `make down`.")
+    return 0
+
+
+def down(data_dir: Path) -> int:
+    state_file = data_dir / "pids.json"
+    if not state_file.exists():
+        print(f"nothing is running from {data_dir}")
+        return 0
+    pids = json.loads(state_file.read_text())
+    for name in ("apiserver", "etcd"):  # reverse start order
+        pid = pids.get(name)
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            print(f"stopped {name} (pid {pid})")
+    state_file.unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubemini.devcluster",
+                                     description="Run etcd and the kubemini API server in the background.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up", help="start etcd and the API server")
+    up_parser.add_argument("--data-dir", type=Path, default=Path.home() / ".kubemini")
+    up_parser.add_argument("--port", type=int, default=6443, help="API server port (default: %(default)s)")
+    down_parser = sub.add_parser("down", help="stop what `up` started")
+    down_parser.add_argument("--data-dir", type=Path, default=Path.home() / ".kubemini")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.data_dir, args.port)
+    return down(args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
