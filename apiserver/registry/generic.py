@@ -11,7 +11,8 @@ Semantics kept from kube-apiserver:
 - updates and patches are computed inside ``guaranteed_update`` so a concurrent write is retried
   unless the client pinned a resourceVersion (then it gets 409 Conflict);
 - deletion: finalizers and graceful deletion set ``deletionTimestamp`` and keep the object
-  (202 Accepted); an update that empties the finalizers of such an object deletes it;
+  (the response is 200, as kube-apiserver does); an update that empties the finalizers of such an
+  object deletes it;
   propagationPolicy Orphan/Foreground add the ``orphan``/``foregroundDeletion`` finalizers;
 - namespaced objects need an existing namespace that is not terminating.
 """
@@ -85,6 +86,7 @@ class DeleteOptions:
     propagation_policy: str | None = None
     preconditions: Preconditions | None = None
     dry_run: bool = False
+    orphan_dependents: bool | None = None  # the deprecated field, kept for the response code
 
 
 class NamespaceLookup:

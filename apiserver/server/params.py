@@ -98,4 +98,4 @@ def delete_options(params: QueryParams, body: dict | None) -> DeleteOptions:
     if grace is not None and not isinstance(grace, int):
         raise api.bad_request("gracePeriodSeconds must be an integer")
     return DeleteOptions(grace_period_seconds=grace, propagation_policy=policy,
-                         preconditions=preconditions, dry_run=bool(dry_run))
+                         preconditions=preconditions, dry_run=bool(dry_run), orphan_dependents=orphan)

@@ -195,7 +195,9 @@ async def handle_delete(request: Request, target: Target) -> Response:
     body = await _read_optional_body(request)
     options = delete_options(request.query_params, body)
     obj, gone = await target.store.delete(target.namespace, target.name, options)
-    return codec.json_response(obj, 200 if gone else 202)
+    # kube-apiserver answers 202 for a pending deletion only when orphanDependents=false was asked
+    accepted = not gone and options.orphan_dependents is False
+    return codec.json_response(obj, 202 if accepted else 200)
 
 
 async def handle_delete_collection(request: Request, target: Target) -> Response:
