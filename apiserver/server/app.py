@@ -18,10 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from apiserver import metrics
 from apiserver.registry.generic import WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.schema.openapi import OpenAPIDocuments
-from apiserver.server import codec, metrics
+from apiserver.server import codec
 from apiserver.server.discovery import Discovery
 from apiserver.server.rest import ResourceHandler
 from apiserver.storage.compactor import run_compactor
@@ -56,10 +57,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.state.registry = registry
         app.state.store = store
         state.update(registry=registry, openapi=OpenAPIDocuments(registry.resources))
-        tasks = [
-            asyncio.create_task(run_compactor(store, config.compaction_interval), name="compactor"),
-            asyncio.create_task(_bookmarks(registry), name="bookmarks"),
-        ]
+        tasks = [asyncio.create_task(_bookmarks(registry), name="bookmarks")]
+        if config.compaction_interval > 0:
+            tasks.append(asyncio.create_task(run_compactor(store, config.compaction_interval), name="compactor"))
         log.info("API server ready (etcd %s)", ",".join(config.etcd_servers))
         try:
             yield

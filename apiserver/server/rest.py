@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from apiserver.metrics import observe_request
 from apiserver.registry.generic import ResourceStore, WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.server import codec, subresources, tables
-from apiserver.server.metrics import observe_request
 from apiserver.server.params import delete_options, list_options, truthy, write_options
 from apiserver.server.patch import patch_transform
 from apiserver.server.watch import watch_response

@@ -16,9 +16,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from apiserver.metrics import WATCHERS
 from apiserver.registry.generic import ResourceStore
 from apiserver.server import codec, tables
-from apiserver.server.metrics import WATCHERS
 from apiserver.server.params import int_param, list_options, optional_bool, truthy
 from apiserver.storage.cacher import CacheWatcher, Delivery
 from machinery import errors as api

@@ -66,9 +66,13 @@ class CacheEvent:
     key: str
     namespace: str | None
     obj: Obj  # the new state, or the last state (at the deletion revision) for DELETED
-    prev: Obj | None
+    source: WatchEvent  # decodes the previous state on demand
     revision: int
     delivery: Delivery
+
+    @property
+    def prev(self) -> Obj | None:
+        return self.source.prev
 
     def prev_at_revision(self) -> Obj:
         """The previous state stamped with this event's revision (sent when an object leaves a selector)."""
@@ -286,7 +290,7 @@ class WatchCache:
                 self._sorted_keys = None
             self._objects[key] = obj
         cache_event = CacheEvent(
-            event.type, key, self._namespace_of_key(key), obj, event.prev, event.revision,
+            event.type, key, self._namespace_of_key(key), obj, event, event.revision,
             Delivery(event.type, obj, event.revision),
         )
         if len(self._events) == self._events.maxlen:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import base64
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from apiserver.metrics import ETCD_LATENCY
 from apiserver.storage import errors
-from apiserver.storage.codec import decode, encode
+from apiserver.storage.codec import decode, encode, with_resource_version
 from apiserver.storage.etcd import (
     EtcdClient,
     EtcdCompacted,
@@ -76,20 +78,35 @@ class ListResult:
     remaining: int | None = None
 
 
-@dataclass
+_UNDECODED = object()
+
+
 class WatchEvent:
     """A change as etcd reports it, decoded: ``type`` is ADDED, MODIFIED or DELETED.
 
     For DELETED, ``obj`` is the last state carrying the deletion revision as its resourceVersion.
-    ``prev`` is the previous state (None for ADDED). A progress notification has ``type`` "PROGRESS"
+    ``prev`` is the previous state (None for ADDED), decoded only when someone asks (selector
+    transitions need it; most events never do). A progress notification has ``type`` "PROGRESS"
     and only ``revision`` set.
     """
 
-    type: str
-    key: str
-    obj: Obj | None
-    prev: Obj | None
-    revision: int
+    __slots__ = ("_prev", "_prev_revision", "_prev_value", "key", "obj", "revision", "type")
+
+    def __init__(self, type: str, key: str, obj: Obj | None, prev: Obj | None, revision: int,
+                 *, prev_value: bytes | None = None, prev_revision: int = 0) -> None:
+        self.type = type
+        self.key = key
+        self.obj = obj
+        self.revision = revision
+        self._prev = prev if prev_value is None else _UNDECODED
+        self._prev_value = prev_value
+        self._prev_revision = prev_revision
+
+    @property
+    def prev(self) -> Obj | None:
+        if self._prev is _UNDECODED:
+            self._prev = decode(self._prev_value, self._prev_revision)  # type: ignore[arg-type]
+        return self._prev  # type: ignore[return-value]
 
 
 def encode_continue(revision: int, next_key: str) -> str:
@@ -132,19 +149,19 @@ class Store:
     # --- reads ----------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Obj:
-        kv, _ = await self._call(key, self.client.get(key.encode()))
+        kv, _ = await self._call(key, self.client.get(key.encode()), "get")
         if kv is None:
             raise errors.NotFound(key)
         return decode(kv.value, kv.mod_revision)
 
     async def current_revision(self) -> int:
         """etcd's latest revision, read with a quorum range (used for consistent reads)."""
-        resp = await self._call("", self.client.range(b"\x00", count_only=True))
+        resp = await self._call("", self.client.range(b"\x00", count_only=True), "range")
         return resp.header.revision
 
     async def count(self, prefix: str) -> int:
         p = _as_dir(prefix).encode()
-        resp = await self._call(prefix, self.client.range(p, prefix_range_end(p), count_only=True))
+        resp = await self._call(prefix, self.client.range(p, prefix_range_end(p), count_only=True), "range")
         return resp.count
 
     async def list(
@@ -189,6 +206,7 @@ class Store:
             start = resp.kvs[-1].key + b"\x00"
 
     async def _range_at(self, prefix: str, start: bytes, end: bytes, limit: int, revision: int, continuing: bool):
+        started = time.perf_counter()
         try:
             return await self.client.range(start, end, limit=limit, revision=revision)
         except EtcdCompacted:
@@ -203,6 +221,8 @@ class Store:
             raise errors.TooLargeResourceVersion(revision, 0) from None
         except EtcdError as exc:
             raise self._translate(prefix, exc) from None
+        finally:
+            ETCD_LATENCY.labels("range").observe(time.perf_counter() - started)
 
     async def _page(
         self, prefix: str, dir_prefix: str, items: list[Obj], revision: int, last_key: bytes,
@@ -213,7 +233,8 @@ class Store:
         token = encode_continue(revision, next_key.decode()[len(dir_prefix):])
         if predicate is not None:
             return ListResult(items, revision, token)
-        rest = await self._call(prefix, self.client.range(next_key, range_end, revision=revision, count_only=True))
+        rest = await self._call(
+            prefix, self.client.range(next_key, range_end, revision=revision, count_only=True), "range")
         if rest.count == 0:
             return ListResult(items, revision)
         return ListResult(items, revision, token, rest.count)
@@ -230,12 +251,13 @@ class Store:
     # --- writes ---------------------------------------------------------------------------------
 
     async def create(self, key: str, obj: Obj, *, lease: int = 0) -> Obj:
-        """Store a new object; raises AlreadyExists. Returns it with its resourceVersion."""
+        """Store a new object; raises AlreadyExists. Returns ``obj`` itself, stamped with its
+        resourceVersion (the caller hands over ownership)."""
         data = self._encode(key, obj)
         result = await self._call(key, self.client.create(key.encode(), data, lease=lease))
         if not result.succeeded:
             raise errors.AlreadyExists(key)
-        return decode(data, result.revision)
+        return with_resource_version(obj, result.revision)
 
     async def guaranteed_update(
         self,
@@ -254,7 +276,7 @@ class Store:
         Returns the stored object. If nothing changed, nothing is written.
         """
         bkey = key.encode()
-        kv, _ = await self._call(key, self.client.get(bkey))
+        kv, _ = await self._call(key, self.client.get(bkey), "get")
         while True:
             if kv is None:
                 if not ignore_not_found:
@@ -276,7 +298,7 @@ class Store:
             else:
                 result = await self._call(key, self.client.update(bkey, data, current_rev, lease=lease))
             if result.succeeded:
-                return decode(data, result.revision)
+                return with_resource_version(desired, result.revision)
             kv = result.kv
 
     async def delete(
@@ -288,7 +310,7 @@ class Store:
     ) -> Obj:
         """Delete the object; returns its last state. ``validate`` may raise to refuse."""
         bkey = key.encode()
-        kv, _ = await self._call(key, self.client.get(bkey))
+        kv, _ = await self._call(key, self.client.get(bkey), "get")
         while True:
             if kv is None:
                 raise errors.NotFound(key)
@@ -317,11 +339,14 @@ class Store:
             raise errors.TooLarge(key, "etcdserver: request is too large")
         return data
 
-    async def _call(self, key: str, awaitable):
+    async def _call(self, key: str, awaitable, operation: str = "txn"):
+        started = time.perf_counter()
         try:
             return await awaitable
         except EtcdError as exc:
             raise self._translate(key, exc) from None
+        finally:
+            ETCD_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
     @staticmethod
     def _translate(key: str, exc: EtcdError) -> errors.StorageError:
@@ -392,10 +417,13 @@ _PUT = 0  # mvccpb.Event.EventType
 def _decode_event(ev) -> WatchEvent:
     key = ev.kv.key.decode()
     revision = ev.kv.mod_revision
-    prev = decode(ev.prev_kv.value, ev.prev_kv.mod_revision) if ev.HasField("prev_kv") else None
+    has_prev = ev.HasField("prev_kv")
+    prev_value = ev.prev_kv.value if has_prev else None
+    prev_revision = ev.prev_kv.mod_revision if has_prev else 0
     if ev.type == _PUT:
         obj = decode(ev.kv.value, revision)
         kind = "ADDED" if ev.kv.create_revision == revision else "MODIFIED"
-        return WatchEvent(kind, key, obj, prev, revision)
-    last = decode(ev.prev_kv.value, revision) if prev is not None else None
-    return WatchEvent("DELETED", key, last, prev, revision)
+    else:
+        obj = decode(prev_value, revision) if has_prev else None
+        kind = "DELETED"
+    return WatchEvent(kind, key, obj, None, revision, prev_value=prev_value, prev_revision=prev_revision)

@@ -1,5 +1,6 @@
 """Prometheus metrics of the API server, served at /metrics.
 
+Every layer records into this one registry (storage: etcd latency; server: requests, watchers).
 Names follow kube-apiserver's where a counterpart exists, so dashboards read the same.
 """
 
@@ -20,9 +21,6 @@ REQUEST_LATENCY = Histogram(
 )
 WATCHERS = Gauge(
     "apiserver_registered_watchers", "Watches currently open, by resource.", ["resource"], registry=REGISTRY,
-)
-WATCH_EVENTS = Counter(
-    "apiserver_watch_events_total", "Events sent to watchers, by resource.", ["resource"], registry=REGISTRY,
 )
 CACHE_OBJECTS = Gauge(
     "apiserver_watch_cache_objects", "Objects held by the watch cache, by resource.", ["resource"],
