@@ -7,24 +7,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from tests.conftest import KUBECTL
-
-T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
-             message: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {result!r})")
-        time.sleep(interval)
 
 
 def kubectl_popen(kubectl, *args: str) -> subprocess.Popen:

@@ -13,7 +13,8 @@ import textwrap
 import pytest
 import yaml
 
-from tests.e2e.conftest import LineReader, kubectl_popen, wait_for
+from tests.e2e.conftest import LineReader, kubectl_popen
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from kubernetes_asyncio import client as k8s_async
 from kubernetes_asyncio.client.rest import ApiException as AsyncApiException
 
 from kubemini.apiserverproc import ApiServerProcess
-from tests.integration.conftest import wait_for
+from tests.support import wait_for
 
 
 def sync_client(url: str, **config) -> k8s.ApiClient:

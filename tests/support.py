@@ -1,4 +1,4 @@
-"""Helpers shared by the integration tests (fixtures live in tests/conftest.py)."""
+"""Helpers shared by the integration and end-to-end tests (fixtures live in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,4 +20,3 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {result!r})")
         time.sleep(interval)
-
