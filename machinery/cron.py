@@ -13,6 +13,7 @@ local times skipped by a DST jump never fire; repeated local times may fire twic
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,62 +74,43 @@ class CronSchedule:
         loc = self.location or dt.tzinfo
         t = _shift(dt.astimezone(loc).replace(microsecond=0), timedelta(seconds=1))
         year_limit = t.year + 5
+        fields = self._fields(loc)
         added = False
         while True:  # each pass restarts from the month when a lower field wrapped
             if t.year > year_limit:
                 return None
-            wrapped = False
-            while not _has(self.month, t.month):
-                if not added:
-                    added = True
-                    t = _wall(t.year, t.month, 1, 0, 0, loc)
-                t = _wall(t.year, t.month + 1, t.day, t.hour, t.minute, loc)
-                if t.month == 1:
-                    wrapped = True
+            for field in fields:
+                t, added, wrapped = field.seek(t, added)
+                if wrapped:
                     break
-            if wrapped:
-                continue
-            while not self._day_matches(t):
-                if not added:
-                    added = True
-                    t = _wall(t.year, t.month, t.day, 0, 0, loc)
-                t = _wall(t.year, t.month, t.day + 1, t.hour, t.minute, loc)
-                if t.hour != 0:  # a DST change moved midnight: snap back onto the day boundary
-                    t = _shift(t, timedelta(hours=24 - t.hour) if t.hour > 12 else -timedelta(hours=t.hour))
-                if t.day == 1:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not _has(self.hour, t.hour):
-                if not added:
-                    added = True
-                    t = _wall(t.year, t.month, t.day, t.hour, 0, loc)
-                t = _shift(t, timedelta(hours=1))
-                if t.hour == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not _has(self.minute, t.minute):
-                if not added:
-                    added = True
-                    t = t.replace(second=0)
-                t = _shift(t, timedelta(minutes=1))
-                if t.minute == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while t.second != 0:  # the standard parser always fires at second 0
-                added = True
-                t = _shift(t, timedelta(seconds=1))
-                if t.second == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            return t.astimezone(dt.tzinfo)
+            else:
+                return t.astimezone(dt.tzinfo)
+
+    def _fields(self, loc: tzinfo) -> tuple[_Field, ...]:
+        """The fields :meth:`next_after` settles from the largest down, each stepping in local time."""
+        return (
+            _Field(matches=lambda t: _has(self.month, t.month),
+                   start=lambda t: _wall(t.year, t.month, 1, 0, 0, loc),
+                   step=lambda t: _wall(t.year, t.month + 1, t.day, t.hour, t.minute, loc),
+                   wrapped=lambda t: t.month == 1),
+            _Field(matches=self._day_matches,
+                   start=lambda t: _wall(t.year, t.month, t.day, 0, 0, loc),
+                   step=lambda t: _next_day(t, loc),
+                   wrapped=lambda t: t.day == 1),
+            _Field(matches=lambda t: _has(self.hour, t.hour),
+                   start=lambda t: _wall(t.year, t.month, t.day, t.hour, 0, loc),
+                   step=lambda t: _shift(t, timedelta(hours=1)),
+                   wrapped=lambda t: t.hour == 0),
+            _Field(matches=lambda t: _has(self.minute, t.minute),
+                   start=lambda t: t.replace(second=0),
+                   step=lambda t: _shift(t, timedelta(minutes=1)),
+                   wrapped=lambda t: t.minute == 0),
+            # the standard parser always fires at second 0
+            _Field(matches=lambda t: t.second == 0,
+                   start=lambda t: t,
+                   step=lambda t: _shift(t, timedelta(seconds=1)),
+                   wrapped=lambda t: t.second == 0),
+        )
 
     def _day_matches(self, t: datetime) -> bool:
         dom_match = _has(self.dom, t.day)
@@ -151,8 +133,38 @@ class EverySchedule:
         return dt + self.interval - timedelta(microseconds=dt.microsecond)
 
 
+@dataclass(frozen=True)
+class _Field:
+    """One field of the activation search: how to test, truncate, step and detect a wrap of ``t``."""
+
+    matches: Callable[[datetime], bool]
+    start: Callable[[datetime], datetime]  # the first step of a search truncates the lower fields first
+    step: Callable[[datetime], datetime]
+    wrapped: Callable[[datetime], bool]  # the step rolled the next larger field over
+
+    def seek(self, t: datetime, added: bool) -> tuple[datetime, bool, bool]:
+        """Step ``t`` until the field matches; returns (t, added, wrapped). ``added`` is True once
+        the search has moved at all; a wrap means the larger fields must be settled again."""
+        while not self.matches(t):
+            if not added:
+                added = True
+                t = self.start(t)
+            t = self.step(t)
+            if self.wrapped(t):
+                return t, added, True
+        return t, added, False
+
+
 def _has(bits: int, value: int) -> bool:
     return bool(bits & (1 << value))
+
+
+def _next_day(t: datetime, loc: tzinfo) -> datetime:
+    """The same wall time a day later; a DST change that moved midnight snaps back onto the day boundary."""
+    t = _wall(t.year, t.month, t.day + 1, t.hour, t.minute, loc)
+    if t.hour != 0:
+        t = _shift(t, timedelta(hours=24 - t.hour) if t.hour > 12 else -timedelta(hours=t.hour))
+    return t
 
 
 def _normalize(t: datetime, loc: tzinfo) -> datetime:

@@ -53,6 +53,18 @@ def _byte_len(value: str) -> int:
     return len(value) if value.isascii() else len(value.encode())
 
 
+def _length_and_format(value: str, max_len: int, pattern: re.Pattern[str], message: str,
+                       examples: tuple[str, ...], unit: str = "characters") -> list[str]:
+    """The two checks most string formats consist of, in apimachinery's order: at most ``max_len``
+    (counted in bytes), then a full match of ``pattern`` (its source is the regex the message names)."""
+    errs = []
+    if _byte_len(value) > max_len:
+        errs.append(max_len_error(max_len, unit))
+    if not pattern.fullmatch(value):
+        errs.append(regex_error(message, pattern.pattern, *examples))
+    return errs
+
+
 # --- DNS names ---------------------------------------------------------------------------------
 
 DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -92,12 +104,8 @@ def _dns1123_label(value: str, unit: str) -> list[str]:
 
 
 def _dns1123_subdomain(value: str, unit: str) -> list[str]:
-    errs = []
-    if _byte_len(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX, unit))
-    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return _length_and_format(value, DNS1123_SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN_RE, DNS1123_SUBDOMAIN_ERR,
+                              ("example.com",), unit)
 
 
 def is_dns1123_label(value: str) -> list[str]:
@@ -112,12 +120,8 @@ def is_dns1123_subdomain(value: str) -> list[str]:
 
 def is_dns1035_label(value: str) -> list[str]:
     """An RFC 1035 label (Service names): starts with a letter, at most 63."""
-    errs = []
-    if _byte_len(value) > DNS1035_LABEL_MAX:
-        errs.append(max_len_error(DNS1035_LABEL_MAX))
-    if not _DNS1035_LABEL_RE.fullmatch(value):
-        errs.append(regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
+    return _length_and_format(value, DNS1035_LABEL_MAX, _DNS1035_LABEL_RE, DNS1035_LABEL_ERR,
+                              ("my-name", "abc-123"))
 
 
 def mask_trailing_dash(name: str) -> str:
@@ -186,12 +190,8 @@ def is_qualified_name(value: str) -> list[str]:
 
 def is_valid_label_value(value: str) -> list[str]:
     """A label value: empty, or at most 63 alphanumerics/'-'/'_'/'.' with alphanumeric ends."""
-    errs = []
-    if _byte_len(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_error(LABEL_VALUE_MAX, _CONTENT_UNIT))
-    if not _LABEL_VALUE_RE.fullmatch(value):
-        errs.append(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
+    return _length_and_format(value, LABEL_VALUE_MAX, _LABEL_VALUE_RE, LABEL_VALUE_ERR,
+                              ("MyValue", "my_value", "12345"), _CONTENT_UNIT)
 
 
 # --- identifiers, ports, addresses -----------------------------------------------------------------
@@ -229,11 +229,8 @@ def is_env_var_name(value: str) -> list[str]:
 
 def is_config_map_key(value: str) -> list[str]:
     """A key in a ConfigMap's or Secret's data."""
-    errs = []
-    if _byte_len(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _CONFIG_MAP_KEY_RE.fullmatch(value):
-        errs.append(regex_error(CONFIG_MAP_KEY_ERR, CONFIG_MAP_KEY_FMT, "key.name", "KEY_NAME", "key-name"))
+    errs = _length_and_format(value, DNS1123_SUBDOMAIN_MAX, _CONFIG_MAP_KEY_RE, CONFIG_MAP_KEY_ERR,
+                              ("key.name", "KEY_NAME", "key-name"))
     if value == ".":
         errs.append("must not be '.'")
     elif value == "..":

@@ -58,6 +58,16 @@ def _replica_template_errors(spec: Obj, kind_word: str, kind: str) -> list[Field
     return errs
 
 
+def _default_rolling_update(strategy: Obj, *, max_unavailable: int | str, max_surge: int | str) -> None:
+    """A Deployment's or DaemonSet's update strategy: RollingUpdate unless set, and then the
+    rollingUpdate parameters it lacks. Idempotent."""
+    set_default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = child(strategy, "rollingUpdate")
+        set_default(rolling, "maxUnavailable", max_unavailable)
+        set_default(rolling, "maxSurge", max_surge)
+
+
 # --- Deployments and ReplicaSets -------------------------------------------------------------------
 
 
@@ -66,12 +76,7 @@ class DeploymentStrategy(WorkloadStrategy):
     def default(self, obj: Obj) -> None:
         spec = child(obj, "spec")
         set_default(spec, "replicas", 1)
-        strategy = child(spec, "strategy")
-        set_default(strategy, "type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            rolling = child(strategy, "rollingUpdate")
-            set_default(rolling, "maxUnavailable", "25%")
-            set_default(rolling, "maxSurge", "25%")
+        _default_rolling_update(child(spec, "strategy"), max_unavailable="25%", max_surge="25%")
         set_default(spec, "revisionHistoryLimit", 10)
         set_default(spec, "progressDeadlineSeconds", 600)
         default_template(spec)
@@ -178,12 +183,7 @@ class DaemonSetStrategy(WorkloadStrategy):
 
     def default(self, obj: Obj) -> None:
         spec = child(obj, "spec")
-        strategy = child(spec, "updateStrategy")
-        set_default(strategy, "type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            rolling = child(strategy, "rollingUpdate")
-            set_default(rolling, "maxUnavailable", 1)
-            set_default(rolling, "maxSurge", 0)
+        _default_rolling_update(child(spec, "updateStrategy"), max_unavailable=1, max_surge=0)
         set_default(spec, "revisionHistoryLimit", 10)
         default_template(spec)
 

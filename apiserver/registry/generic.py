@@ -273,16 +273,11 @@ class ResourceStore:
                 if opts.dry_run:
                     return candidate
                 return await self.storage.create(self.key(namespace, name), candidate)
-            except storage_errors.AlreadyExists as err:
-                await self._release(reserved)
-                if not generated or attempt == GENERATE_NAME_ATTEMPTS - 1:
-                    raise self._error(err, name) from None
-            except storage_errors.StorageError as err:
-                await self._release(reserved)
-                raise self._error(err, name) from None
-            except BaseException:
-                await self._release(reserved)
-                raise
+            except BaseException as exc:
+                clash = isinstance(exc, storage_errors.AlreadyExists)
+                error = await self._abandon(reserved, exc, name)
+                if not (clash and generated and attempt < GENERATE_NAME_ATTEMPTS - 1):
+                    raise error from None
         raise AssertionError("unreachable")
 
     def _prepare_new(self, obj: Obj) -> None:
@@ -301,6 +296,12 @@ class ResourceStore:
     async def _release(self, reserved: list[str]) -> None:
         if reserved and self.allocator is not None:
             await self.allocator.release_keys(reserved)
+
+    async def _abandon(self, reserved: list[str], exc: BaseException, name: str) -> BaseException:
+        """A write failed: give back what was reserved for it; the exception to raise (storage
+        errors become Status errors)."""
+        await self._release(reserved)
+        return self._error(exc, name) if isinstance(exc, storage_errors.StorageError) else exc
 
     def _validate_create(self, obj: Obj) -> None:
         errs = validation.validate_object_meta(
@@ -451,12 +452,8 @@ class ResourceStore:
             stored = await self.storage.guaranteed_update(key, try_update, ignore_not_found=True)
         except _DryRunDone:
             return dry_run_result[0], created
-        except storage_errors.StorageError as err:
-            await self._release(reserved)
-            raise self._error(err, name) from None
-        except BaseException:
-            await self._release(reserved)
-            raise
+        except BaseException as exc:
+            raise await self._abandon(reserved, exc, name) from None
         if previous and self.allocator is not None:
             await self.allocator.release_unused(stored, previous[0])
         if not created and self._should_delete_now(stored):

@@ -31,6 +31,7 @@ from apiserver.schema.definitions import (
     definition_name_for,
     ref_name,
 )
+from apiserver.schema.walk import holds_subschemas, map_subschemas
 
 COMPONENTS_REF_PREFIX = "#/components/schemas/"
 STATUS = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
@@ -52,10 +53,6 @@ def gv_path(group: str, version: str) -> str:
 
 
 # --- schema conversion: JSON Schema 2020-12 ($defs) -> OpenAPI 3.0 (components) -----------------
-
-_SUBSCHEMA_KEYS = ("items", "additionalProperties", "not")
-_SUBSCHEMA_LIST_KEYS = ("allOf", "anyOf", "oneOf")
-
 
 def to_openapi_schema(schema: Any, *, drop_type_enums: bool = False) -> Any:
     """One schema in the form Kubernetes publishes in ``/openapi/v3``.
@@ -83,19 +80,8 @@ def to_openapi_schema(schema: Any, *, drop_type_enums: bool = False) -> Any:
             values = [v for v in value if v is not None]
             if values:
                 out[key] = values
-        elif key == "properties":
-            out[key] = {
-                name: (
-                    {k: v for k, v in to_openapi_schema(sub).items() if k != "enum"}
-                    if drop_type_enums and name in ("apiVersion", "kind") and isinstance(sub, dict)
-                    else to_openapi_schema(sub)
-                )
-                for name, sub in value.items()
-            }
-        elif key in _SUBSCHEMA_KEYS:
-            out[key] = to_openapi_schema(value)
-        elif key in _SUBSCHEMA_LIST_KEYS:
-            out[key] = [to_openapi_schema(s) for s in value]
+        elif holds_subschemas(key):
+            out[key] = map_subschemas(key, value, to_openapi_schema, drop_type_enums=drop_type_enums)
         else:
             out[key] = value
     if target is None:

@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
@@ -36,6 +37,7 @@ from apiserver.schema.definitions import (
     SchemaRegistry,
     default_registry,
 )
+from apiserver.schema.walk import holds_subschemas, map_subschemas
 from machinery import errors
 from machinery.errors import FieldError, StatusError
 
@@ -45,8 +47,6 @@ _Kind = jsonschema_rs.ValidationErrorKind
 
 _INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _CHECKED_FORMATS = frozenset({"date-time", "date", "byte"})
-_SCHEMA_KEYWORDS_WITH_SUBSCHEMA = ("items", "additionalProperties", "not")
-_SCHEMA_KEYWORDS_WITH_SUBSCHEMAS = ("allOf", "anyOf", "oneOf")
 _DROPPED = frozenset({"description", "default", "example", "externalDocs", "nullable", "format"})
 
 
@@ -106,22 +106,10 @@ def _for_validation(schema: Any, *, drop_type_enums: bool = False) -> Any:
     for key, value in schema.items():
         if key in _DROPPED or key == "type" or key.startswith("x-kubernetes-"):
             continue
-        if key == "oneOf":
-            if one_of is not None:
-                out[key] = [_for_validation(s) for s in value]
-        elif key == "properties":
-            out[key] = {
-                name: (
-                    {k: v for k, v in _for_validation(sub).items() if k != "enum"}
-                    if drop_type_enums and name in ("apiVersion", "kind") and isinstance(sub, dict)
-                    else _for_validation(sub)
-                )
-                for name, sub in value.items()
-            }
-        elif key in _SCHEMA_KEYWORDS_WITH_SUBSCHEMA:
-            out[key] = _for_validation(value)
-        elif key in _SCHEMA_KEYWORDS_WITH_SUBSCHEMAS:
-            out[key] = [_for_validation(s) for s in value]
+        if key == "oneOf" and one_of is None:
+            continue  # folded into the type list above
+        if holds_subschemas(key):
+            out[key] = map_subschemas(key, value, _for_validation, drop_type_enums=drop_type_enums)
         elif key == "enum":
             out[key] = [*value, None] if nullable and None not in value else list(value)
         else:
@@ -208,6 +196,17 @@ def field_path(root: SchemaNode | None, instance_path: list[str | int]) -> str:
     return "".join(out)
 
 
+# Bounds and patterns: an Invalid value error, "<path> in body should <rule>".
+_INVALID_VALUE_RULES: tuple[tuple[type, Callable[[Any], str]], ...] = (
+    (_Kind.Maximum, lambda kind: f"be less than or equal to {kind.limit}"),
+    (_Kind.Minimum, lambda kind: f"be greater than or equal to {kind.limit}"),
+    (_Kind.ExclusiveMaximum, lambda kind: f"be less than {kind.limit}"),
+    (_Kind.ExclusiveMinimum, lambda kind: f"be greater than {kind.limit}"),
+    (_Kind.MinLength, lambda kind: f"be at least {kind.limit} chars long"),
+    (_Kind.Pattern, lambda kind: f"match '{kind.pattern}'"),
+)
+
+
 def _field_error(error: Any, root: SchemaNode | None) -> FieldError:
     kind = error.kind
     path = field_path(root, list(error.instance_path))
@@ -226,26 +225,11 @@ def _field_error(error: Any, root: SchemaNode | None) -> FieldError:
         return errors.not_supported(path, shown, [_enum_text(o) for o in kind.options if o is not None])
     if isinstance(kind, _Kind.Format):
         return errors.invalid_value(path, shown, f'{where} in body must be of type {kind.format}: "{value}"')
-    if isinstance(kind, _Kind.Maximum):
-        return errors.invalid_value(
-            path, shown, f"{where} in body should be less than or equal to {kind.limit}"
-        )
-    if isinstance(kind, _Kind.Minimum):
-        return errors.invalid_value(
-            path, shown, f"{where} in body should be greater than or equal to {kind.limit}"
-        )
-    if isinstance(kind, _Kind.ExclusiveMaximum):
-        return errors.invalid_value(path, shown, f"{where} in body should be less than {kind.limit}")
-    if isinstance(kind, _Kind.ExclusiveMinimum):
-        return errors.invalid_value(path, shown, f"{where} in body should be greater than {kind.limit}")
+    for kind_type, rule in _INVALID_VALUE_RULES:
+        if isinstance(kind, kind_type):
+            return errors.invalid_value(path, shown, f"{where} in body should {rule(kind)}")
     if isinstance(kind, _Kind.MaxLength):
         return errors.too_long(path, kind.limit)
-    if isinstance(kind, _Kind.MinLength):
-        return errors.invalid_value(
-            path, shown, f"{where} in body should be at least {kind.limit} chars long"
-        )
-    if isinstance(kind, _Kind.Pattern):
-        return errors.invalid_value(path, shown, f"{where} in body should match '{kind.pattern}'")
     if isinstance(kind, _Kind.MaxItems):
         return FieldError(errors.TOO_MANY, path, f"must have at most {kind.limit} items")
     if isinstance(kind, _Kind.MinItems):

@@ -15,6 +15,7 @@ import jsonpatch
 import jsonpointer
 
 from machinery.patch import PatchError
+from machinery.patch.values import json_type
 
 # Everything jsonpatch/jsonpointer raise for bad input; AssertionError is a base of JsonPatchTestFailed.
 _LIBRARY_ERRORS = (
@@ -70,16 +71,8 @@ def _describe(err: BaseException) -> str:
 
 
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    """RFC 8259's name for the type of ``value`` (integers are numbers too)."""
+    kind = json_type(value)
+    if kind is None:
+        return type(value).__name__
+    return "number" if kind == "integer" else kind

@@ -38,6 +38,7 @@ from typing import Any
 
 from machinery.patch import PatchError
 from machinery.patch.schema import UNKNOWN_SCHEMA, PatchSchema
+from machinery.patch.values import copy_json, json_type
 
 PATCH_DIRECTIVE = "$patch"
 RETAIN_KEYS_DIRECTIVE = "$retainKeys"
@@ -50,6 +51,7 @@ _MERGE = "merge"
 _RETAIN_KEYS_STRATEGY = "retainKeys"
 
 _MISSING: Any = object()
+_SCALAR_TYPES = frozenset({"null", "boolean", "integer", "number", "string"})
 
 
 def apply_strategic_merge_patch(original: dict, patch: dict, schema: PatchSchema) -> dict:
@@ -63,7 +65,7 @@ def apply_strategic_merge_patch(original: dict, patch: dict, schema: PatchSchema
         raise PatchError(f"cannot apply a strategic merge patch to {_go_type(original)}: not an object")
     if not isinstance(patch, dict):
         raise PatchError(f"a strategic merge patch must be a JSON object, got {_go_type(patch)}")
-    return _merge_map(_copy(original), patch, schema)
+    return _merge_map(copy_json(original), patch, schema)
 
 
 # --- objects --------------------------------------------------------------------------------
@@ -475,29 +477,13 @@ def _fresh(value: Any) -> tuple[Any, bool]:
     return value, True
 
 
-def _copy(value: Any) -> Any:
-    """Deep copy of a JSON value (much faster than copy.deepcopy for plain dicts and lists)."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def _scalar_key(value: Any) -> Any:
     """A hashable identity for a JSON value: equal only for the same JSON type and value, as Go
     compares interface values (1 and 1.0, or 1 and true, are different)."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int):
-        return ("i", value)
-    if isinstance(value, float):
-        return ("f", value)
-    if isinstance(value, str):
-        return ("s", value)
-    if value is None:
-        return ("n", None)
-    return ("j", json.dumps(value, sort_keys=True, default=str))
+    kind = json_type(value)
+    if kind in _SCALAR_TYPES:
+        return (kind, value)
+    return ("json", json.dumps(value, sort_keys=True, default=str))
 
 
 # --- schema and directive helpers -----------------------------------------------------------
@@ -544,22 +530,20 @@ def _bad_arg_type(expected: Any, actual: Any) -> PatchError:
     return PatchError(f"expected a {_go_type(expected)}, but received a {_go_type(actual)}")
 
 
+_GO_TYPE_NAMES = {
+    "object": "map[string]interface {}",
+    "array": "[]interface {}",
+    "boolean": "bool",
+    "integer": "int64",
+    "number": "float64",
+    "string": "string",
+    "null": "<nil>",
+}
+
+
 def _go_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "map[string]interface {}"
-    if isinstance(value, list):
-        return "[]interface {}"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "<nil>"
-    return type(value).__name__
+    """The type of a decoded JSON value as Go's ``%T`` prints it (``map[string]interface {}``)."""
+    return _GO_TYPE_NAMES.get(json_type(value), type(value).__name__)
 
 
 def _go_format(value: Any) -> str:

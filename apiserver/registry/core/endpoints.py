@@ -11,9 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from apiserver.registry.builtin import register
-from apiserver.registry.core.common import as_str, dicts, dns_label, dns_subdomain, one_of, qualified_name
+from apiserver.registry.core.common import (
+    as_str,
+    dicts,
+    dns_label,
+    dns_subdomain,
+    one_of,
+    port_num_or_name,
+    qualified_name,
+)
 from apiserver.registry.strategy import Obj, Strategy
-from machinery.errors import FieldError, invalid_value, required
+from machinery.errors import FieldError, duplicate, invalid_value, required
 from machinery.validation import is_valid_port_num, parse_ip_sloppy
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -42,7 +50,7 @@ def validate_subsets(subsets: Any, path: str) -> list[FieldError]:
                 errs += validate_endpoint_address(address, f"{item}.{kind}[{j}]")
         ports = list(dicts(subset.get("ports")))
         for j, port in ports:
-            errs += _validate_port(port, f"{item}.ports[{j}]", require_name=len(ports) > 1)
+            errs += validate_port(port, f"{item}.ports[{j}]", require_name=len(ports) > 1)
     return errs
 
 
@@ -80,15 +88,26 @@ def _link_local_multicast(ip: Any) -> bool:
     return packed[0] == 0xFF and packed[1] & 0x0F == 0x02
 
 
-def _validate_port(port: dict[str, Any], path: str, *, require_name: bool) -> list[FieldError]:
+def validate_port(port: dict[str, Any], path: str, *, require_name: bool, names: set[str] | None = None,
+                  target_port: bool = False) -> list[FieldError]:
+    """ValidateEndpointPort, and with ``names`` and ``target_port`` validateServicePort: the name is a
+    DNS label (required when ``require_name``), the number valid, the protocol known, an appProtocol a
+    qualified name. ``names`` collects the names seen so far; a name already in it is a Duplicate.
+    ``target_port`` also checks a Service port's ``targetPort`` (a number or an IANA name)."""
     errs: list[FieldError] = []
     name = port.get("name")
     if require_name and not name:
         errs.append(required(f"{path}.name"))
     elif name:
         errs += dns_label(name, f"{path}.name")
+        if names is not None:
+            if name in names:
+                errs.append(duplicate(f"{path}.name", name))
+            names.add(as_str(name))
     errs += [invalid_value(f"{path}.port", port.get("port"), m) for m in is_valid_port_num(port.get("port"))]
     errs += one_of(port.get("protocol"), f"{path}.protocol", PROTOCOLS)
+    if target_port:
+        errs += port_num_or_name(port.get("targetPort"), f"{path}.targetPort")
     if port.get("appProtocol") is not None:
         errs += qualified_name(as_str(port["appProtocol"]), f"{path}.appProtocol")
     return errs

@@ -8,6 +8,7 @@ Kubernetes' ``pkg/apis/core/validation``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from apiserver.registry.core.common import (
@@ -82,22 +83,31 @@ def default_env(env: Any) -> None:
 # --- handlers and probes ------------------------------------------------------------------------
 
 
-def validate_handler(handler: dict[str, Any], kinds: tuple[str, ...], path: str,
-                     grace_period: int | None = None) -> list[FieldError]:
-    """Exactly one handler type; the first one found is validated, later ones are Forbidden."""
+def exactly_one(obj: dict[str, Any], kinds: tuple[str, ...], path: str, what: str,
+                check: Callable[[str, dict[str, Any], str], list[FieldError]]) -> list[FieldError]:
+    """Exactly one of ``kinds`` set in ``obj`` (a probe's handler, a volume's source), looked for in
+    that order: the first one found is validated with ``check(kind, body, path)``, each later one is
+    Forbidden (``may not specify more than 1 <what>``) and none at all is Required."""
     errs: list[FieldError] = []
     found = False
     for kind in kinds:
-        if handler.get(kind) is None:
+        if obj.get(kind) is None:
             continue
         if found:
-            errs.append(forbidden(f"{path}.{kind}", "may not specify more than 1 handler type"))
+            errs.append(forbidden(f"{path}.{kind}", f"may not specify more than 1 {what}"))
             continue
         found = True
-        errs += _HANDLER_CHECKS[kind](as_dict(handler.get(kind)), f"{path}.{kind}", grace_period)
+        errs += check(kind, as_dict(obj.get(kind)), f"{path}.{kind}")
     if not found:
-        errs.append(required(path, "must specify a handler type"))
+        errs.append(required(path, f"must specify a {what}"))
     return errs
+
+
+def validate_handler(handler: dict[str, Any], kinds: tuple[str, ...], path: str,
+                     grace_period: int | None = None) -> list[FieldError]:
+    """Exactly one handler type; the first one found is validated, later ones are Forbidden."""
+    return exactly_one(handler, kinds, path, "handler type",
+                       lambda kind, body, at: _HANDLER_CHECKS[kind](body, at, grace_period))
 
 
 def _exec(action: dict[str, Any], path: str, _grace: int | None) -> list[FieldError]:

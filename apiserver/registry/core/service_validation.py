@@ -17,18 +17,16 @@ from apiserver.registry.core.common import (
     as_list,
     as_str,
     dicts,
-    dns_label,
     dns_subdomain,
     ip_address,
     is_int,
     one_of,
-    port_num_or_name,
     qualified_name,
     shown,
     spec_of,
     status_of,
 )
-from apiserver.registry.core.endpoints import non_special_ip
+from apiserver.registry.core.endpoints import non_special_ip, validate_port
 from machinery.errors import FieldError, duplicate, forbidden, invalid_value, not_supported, required
 from machinery.validation import (
     is_dns1123_subdomain,
@@ -39,7 +37,6 @@ from machinery.validation import (
 )
 
 TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
-PROTOCOLS = ["SCTP", "TCP", "UDP"]
 AFFINITIES = ["ClientIP", "None"]
 FAMILIES = ["IPv4", "IPv6"]
 FAMILY_POLICIES = ["PreferDualStack", "RequireDualStack", "SingleStack"]
@@ -104,20 +101,7 @@ def _type_specific(spec: dict[str, Any], kind: Any, headless: bool, ports: list)
 
 
 def _validate_port(port: dict[str, Any], path: str, require_name: bool, names: set[str]) -> list[FieldError]:
-    errs: list[FieldError] = []
-    name = port.get("name")
-    if require_name and not name:
-        errs.append(required(f"{path}.name"))
-    elif name:
-        errs += dns_label(name, f"{path}.name")
-        if name in names:
-            errs.append(duplicate(f"{path}.name", name))
-        names.add(as_str(name))
-    errs += [invalid_value(f"{path}.port", port.get("port"), m) for m in is_valid_port_num(port.get("port"))]
-    errs += one_of(port.get("protocol"), f"{path}.protocol", PROTOCOLS)
-    errs += port_num_or_name(port.get("targetPort"), f"{path}.targetPort")
-    if port.get("appProtocol") is not None:
-        errs += qualified_name(as_str(port["appProtocol"]), f"{path}.appProtocol")
+    errs = validate_port(port, path, require_name=require_name, names=names, target_port=True)
     node_port = port.get("nodePort")
     if node_port:
         errs += [invalid_value(f"{path}.nodePort", node_port, m) for m in is_valid_port_num(node_port)]

@@ -8,6 +8,7 @@ still accepted and checked as Kubernetes checks them, since clients create such 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from apiserver.registry.core.common import (
@@ -20,7 +21,12 @@ from apiserver.registry.core.common import (
     one_of,
 )
 from apiserver.registry.core.containers import image_tag
-from apiserver.registry.core.handlers import default_field_ref, validate_object_field_ref, validate_resource_field_ref
+from apiserver.registry.core.handlers import (
+    default_field_ref,
+    exactly_one,
+    validate_object_field_ref,
+    validate_resource_field_ref,
+)
 from apiserver.registry.core.storage import validate_claim_spec
 from machinery import validation
 from machinery.errors import FieldError, duplicate, forbidden, invalid_value, required
@@ -101,21 +107,12 @@ def validate_volumes(volumes: Any, path: str) -> tuple[set[str], list[FieldError
 
 def validate_volume_source(volume: dict[str, Any], path: str) -> list[FieldError]:
     """Exactly one source (checked in Kubernetes' order); later ones are Forbidden."""
-    errs: list[FieldError] = []
-    found = False
-    for source in SOURCES:
-        if volume.get(source) is None:
-            continue
-        if found:
-            errs.append(forbidden(f"{path}.{source}", "may not specify more than 1 volume type"))
-            continue
-        found = True
-        check = _SOURCE_CHECKS.get(source)
-        if check is not None:
-            errs += check(as_dict(volume.get(source)), f"{path}.{source}")
-    if not found:
-        errs.append(required(path, "must specify a volume type"))
-    return errs
+    return exactly_one(volume, SOURCES, path, "volume type", _check_source)
+
+
+def _check_source(source: str, body: dict[str, Any], path: str) -> list[FieldError]:
+    check = _SOURCE_CHECKS.get(source)
+    return check(body, path) if check is not None else []
 
 
 def _file_mode(mode: Any, path: str) -> list[FieldError]:
@@ -136,29 +133,31 @@ def local_non_reserved_path(target: str, path: str) -> list[FieldError]:
     return errs
 
 
+def _relative_file_path(target: Any, path: str) -> list[FieldError]:
+    """The required ``path`` of a projected file: relative and inside the volume."""
+    target = as_str(target)
+    return local_non_reserved_path(target, path) if target else [required(path)]
+
+
+def _item_path_and_mode(item: dict[str, Any], item_path: str) -> list[FieldError]:
+    """The file a key-to-path or downward-API item projects: its ``path`` and optional ``mode``."""
+    return _relative_file_path(item.get("path"), f"{item_path}.path") + _file_mode(
+        item.get("mode"), f"{item_path}.mode")
+
+
 def _key_to_paths(items: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     for i, item in dicts(items):
         item_path = f"{path}[{i}]"
         if not item.get("key"):
             errs.append(required(f"{item_path}.key"))
-        target = as_str(item.get("path"))
-        if not target:
-            errs.append(required(f"{item_path}.path"))
-        else:
-            errs += local_non_reserved_path(target, f"{item_path}.path")
-        errs += _file_mode(item.get("mode"), f"{item_path}.mode")
+        errs += _item_path_and_mode(item, item_path)
     return errs
 
 
-def _secret(source: dict[str, Any], path: str) -> list[FieldError]:
-    errs = [] if source.get("secretName") else [required(f"{path}.secretName")]
-    errs += _file_mode(source.get("defaultMode"), f"{path}.defaultMode")
-    return errs + _key_to_paths(source.get("items"), f"{path}.items")
-
-
-def _config_map(source: dict[str, Any], path: str) -> list[FieldError]:
-    errs = [] if source.get("name") else [required(f"{path}.name")]
+def _keys_source(name_field: str, source: dict[str, Any], path: str) -> list[FieldError]:
+    """A secret or configMap volume: the object's name (under ``name_field``), modes and items."""
+    errs = [] if source.get(name_field) else [required(f"{path}.{name_field}")]
     errs += _file_mode(source.get("defaultMode"), f"{path}.defaultMode")
     return errs + _key_to_paths(source.get("items"), f"{path}.items")
 
@@ -182,12 +181,7 @@ def _downward_items(items: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     for i, item in dicts(items):
         item_path = f"{path}[{i}]"
-        target = as_str(item.get("path"))
-        if not target:
-            errs.append(required(f"{item_path}.path"))
-        else:
-            errs += local_non_reserved_path(target, f"{item_path}.path")
-        errs += _file_mode(item.get("mode"), f"{item_path}.mode")
+        errs += _item_path_and_mode(item, item_path)
         refs = [k for k in ("fieldRef", "resourceFieldRef") if isinstance(item.get(k), dict)]
         if len(refs) > 1:
             errs.append(invalid_value(f"{item_path}.resourceFieldRef", "resource",
@@ -236,12 +230,7 @@ def _token_projection(body: dict[str, Any], path: str) -> list[FieldError]:
     elif is_int(seconds) and seconds > 1 << 32:
         errs.append(invalid_value(f"{path}.expirationSeconds", seconds,
                                   "may not specify a duration larger than 2^32 seconds"))
-    target = as_str(body.get("path"))
-    if not target:
-        errs.append(required(f"{path}.path"))
-    else:
-        errs += local_non_reserved_path(target, f"{path}.path")
-    return errs
+    return errs + _relative_file_path(body.get("path"), f"{path}.path")
 
 
 def _claim(source: dict[str, Any], path: str) -> list[FieldError]:
@@ -280,7 +269,7 @@ def _image(source: dict[str, Any], path: str) -> list[FieldError]:
 
 
 _SOURCE_CHECKS = {
-    "secret": _secret, "configMap": _config_map, "hostPath": _host_path, "emptyDir": _empty_dir,
-    "downwardAPI": _downward_api, "projected": _projected, "persistentVolumeClaim": _claim, "nfs": _nfs,
-    "csi": _csi, "ephemeral": _ephemeral, "image": _image,
+    "secret": partial(_keys_source, "secretName"), "configMap": partial(_keys_source, "name"),
+    "hostPath": _host_path, "emptyDir": _empty_dir, "downwardAPI": _downward_api, "projected": _projected,
+    "persistentVolumeClaim": _claim, "nfs": _nfs, "csi": _csi, "ephemeral": _ephemeral, "image": _image,
 }

@@ -14,16 +14,14 @@ from apiserver.registry.apps import (
     ReplicaSetStrategy,
     StatefulSetStrategy,
 )
-from apiserver.registry.builtin import strategy_for
 from apiserver.registry.scale import apply_scale, scale_of
-from apiserver.resources import BUILTIN_RESOURCES
 from machinery.errors import StatusError
-
-INFO = {(r.group, r.resource): r for r in BUILTIN_RESOURCES}
+from tests.unit.apiserver import helpers
+from tests.unit.apiserver.helpers import errors, update_errors
 
 
 def strategy(resource: str):
-    return strategy_for(INFO[("apps", resource)])
+    return helpers.strategy("apps", resource)
 
 
 def workload(kind: str, **spec: Any) -> dict:
@@ -46,17 +44,6 @@ def created(s, obj: dict) -> dict:
     if s.tracks_generation:
         obj["metadata"]["generation"] = 1
     return obj
-
-
-def errors(s, obj: dict) -> list[str]:
-    return [str(e) for e in s.validate(obj)]
-
-
-def update_errors(s, new: dict, old: dict) -> list[str]:
-    new = copy.deepcopy(new)
-    s.default(new)
-    s.prepare_for_update(new, old)
-    return [str(e) for e in s.validate_update(new, old)]
 
 
 def test_strategies_are_registered() -> None:

@@ -8,21 +8,19 @@ from typing import Any
 import pytest
 
 from apiserver.registry.batch import CronJobStrategy, JobStrategy
-from apiserver.registry.builtin import strategy_for
-from apiserver.resources import BUILTIN_RESOURCES
+from tests.unit.apiserver.helpers import INFO, errors, strategy, update_errors
 
-INFO = {(r.group, r.resource): r for r in BUILTIN_RESOURCES}
 UID = "0e5c7a4e-1111-2222-3333-444455556666"
 
 
 def jobs() -> JobStrategy:
-    s = strategy_for(INFO[("batch", "jobs")])
+    s = strategy("batch", "jobs")
     assert isinstance(s, JobStrategy)
     return s
 
 
 def cronjobs() -> CronJobStrategy:
-    s = strategy_for(INFO[("batch", "cronjobs")])
+    s = strategy("batch", "cronjobs")
     assert isinstance(s, CronJobStrategy)
     return s
 
@@ -47,17 +45,6 @@ def created(s, obj: dict, uid: str = UID) -> dict:
     obj["metadata"].update(uid=uid, creationTimestamp="2025-01-01T00:00:00Z", generation=1)
     s.prepare_for_create(obj)
     return obj
-
-
-def errors(s, obj: dict) -> list[str]:
-    return [str(e) for e in s.validate(obj)]
-
-
-def update_errors(s, new: dict, old: dict) -> list[str]:
-    new = copy.deepcopy(new)
-    s.default(new)
-    s.prepare_for_update(new, old)
-    return [str(e) for e in s.validate_update(new, old)]
 
 
 # --- Job defaults and the generated selector -------------------------------------------------------------

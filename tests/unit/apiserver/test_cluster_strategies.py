@@ -7,20 +7,13 @@ from typing import Any
 
 import pytest
 
-from apiserver.registry.builtin import strategy_for
 from apiserver.registry.cluster import (
     EndpointSliceStrategy,
     LeaseStrategy,
     PodDisruptionBudgetStrategy,
     PriorityClassStrategy,
 )
-from apiserver.resources import BUILTIN_RESOURCES
-
-INFO = {(r.group, r.resource): r for r in BUILTIN_RESOURCES}
-
-
-def strategy(group: str, resource: str):
-    return strategy_for(INFO[(group, resource)])
+from tests.unit.apiserver.helpers import errors, strategy, update_errors
 
 
 def created(s, obj: dict) -> dict:
@@ -30,17 +23,6 @@ def created(s, obj: dict) -> dict:
     if s.tracks_generation:
         obj["metadata"]["generation"] = 1
     return obj
-
-
-def errors(s, obj: dict) -> list[str]:
-    return [str(e) for e in s.validate(obj)]
-
-
-def update_errors(s, new: dict, old: dict) -> list[str]:
-    new = copy.deepcopy(new)
-    s.default(new)
-    s.prepare_for_update(new, old)
-    return [str(e) for e in s.validate_update(new, old)]
 
 
 def test_strategies_are_registered() -> None:
