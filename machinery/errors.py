@@ -99,7 +99,7 @@ class FieldError:
     def message(self) -> str:
         text = _FIELD_ERROR_TEXT.get(self.type, self.type)
         if self.value is not _NO_VALUE and self.type in (INVALID, NOT_SUPPORTED, DUPLICATE, TYPE_INVALID):
-            text = f"{text}: {_render_value(self.value)}"
+            text = f"{text}: {render_value(self.value)}"
         if self.detail:
             text = f"{text}: {self.detail}"
         return text
@@ -111,7 +111,8 @@ class FieldError:
         return {"reason": self.type, "message": self.message(), "field": self.field}
 
 
-def _render_value(value: Any) -> str:
+def render_value(value: Any) -> str:
+    """A field value as field errors print it: strings quoted, booleans and null in JSON."""
     if isinstance(value, str):
         return f'"{value}"'
     if value is None:

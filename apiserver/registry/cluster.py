@@ -14,6 +14,7 @@ import ipaddress
 import re
 
 from apiserver.registry.builtin import register
+from apiserver.registry.core.common import PROTOCOLS
 from apiserver.registry.strategy import Obj, Strategy
 from apiserver.registry.workload import (
     WorkloadStrategy,
@@ -69,7 +70,6 @@ class LeaseStrategy(Strategy):
 # --- discovery.k8s.io EndpointSlices ---------------------------------------------------------------
 
 ADDRESS_TYPES = ["FQDN", "IPv4", "IPv6"]
-PROTOCOLS = ["SCTP", "TCP", "UDP"]
 MAX_ENDPOINTS, MAX_ADDRESSES, MAX_PORTS, MAX_TOPOLOGY = 1000, 100, 20000, 16
 
 

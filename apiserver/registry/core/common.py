@@ -21,9 +21,13 @@ from machinery.errors import (
     FieldError,
     invalid_value,
     not_supported,
+    render_value,
     required,
 )
 from machinery.quantity import Quantity, QuantityError, parse_quantity
+
+#: the protocols a port may use (containers, services, endpoints, endpoint slices)
+PROTOCOLS = ["SCTP", "TCP", "UDP"]
 
 Obj = dict[str, Any]
 
@@ -93,16 +97,6 @@ class Shown:
         return self.text
 
 
-def _render(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return str(value)
-
-
 def shown(value: Any) -> Any:
     """Lists of strings as Go prints them (``[]string{"a", "b"}``), other lists and dicts as compact
     JSON; scalars unchanged (so strings stay quoted)."""
@@ -115,7 +109,7 @@ def shown(value: Any) -> Any:
 
 def not_found(path: str, value: Any) -> FieldError:
     """``Not found: "x"`` (field.NotFound)."""
-    return FieldError(NOT_FOUND_FIELD, path, _render(value))
+    return FieldError(NOT_FOUND_FIELD, path, render_value(value))
 
 
 def too_many(path: str, actual: int, limit: int) -> FieldError:

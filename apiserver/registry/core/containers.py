@@ -13,6 +13,7 @@ import posixpath
 from typing import Any
 
 from apiserver.registry.core.common import (
+    PROTOCOLS,
     as_dict,
     as_str,
     dicts,
@@ -34,7 +35,6 @@ from apiserver.registry.core.resourcelist import validate_resource_requirements
 from machinery import validation
 from machinery.errors import FieldError, duplicate, forbidden, invalid_value, not_supported, required
 
-PROTOCOLS = ["SCTP", "TCP", "UDP"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 MAX_ID = 2147483647

@@ -12,6 +12,7 @@ from typing import Any
 
 from apiserver.registry.builtin import register
 from apiserver.registry.core.common import (
+    PROTOCOLS,
     as_str,
     dicts,
     dns_label,
@@ -23,8 +24,6 @@ from apiserver.registry.core.common import (
 from apiserver.registry.strategy import Obj, Strategy
 from machinery.errors import FieldError, duplicate, invalid_value, required
 from machinery.validation import is_valid_port_num, parse_ip_sloppy
-
-PROTOCOLS = ["SCTP", "TCP", "UDP"]
 
 
 @register("", "endpoints")
