@@ -42,7 +42,7 @@ def pod(name: str, namespace: str = "bench") -> dict:
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"app": "bench", "tier": "backend", "pod-template-hash": "5d8f7c9b6"},
-                     "annotations": {"bench.kubemini.io/note": "x" * 200}},
+                     "annotations": {"bench.kubemini.io/note": "x" * 420}},
         "spec": {"containers": [{
             "name": "app", "image": "registry.example/bench/app:1.2.3",
             "args": ["--port=8080", "--log-level=info"],

@@ -217,12 +217,15 @@ def is_c_identifier(value: str) -> list[str]:
     return [regex_error(C_IDENTIFIER_ERR, C_IDENTIFIER_FMT, "my_name", "MY_NAME", "MyName")]
 
 
+_ENV_VAR_NAME_RE = re.compile(r"[ -<>-~]*")  # printable ASCII (space to ~) without '='
+
+
 def is_env_var_name(value: str) -> list[str]:
     """An env var name under RelaxedEnvironmentVariableValidation (GA): printable ASCII except '='."""
     errs = []
     if not value:
         errs.append("environment variable name " + EMPTY_ERROR)
-    if any(not (" " <= ch <= "~") or ch == "=" for ch in value):
+    if not _ENV_VAR_NAME_RE.fullmatch(value):
         errs.append(ENV_VAR_NAME_ERR)
     return errs
 

@@ -20,6 +20,7 @@ Semantics kept from kube-apiserver:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import random
 import secrets
@@ -56,8 +57,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.lru_cache(maxsize=8)
+def _rfc3339_second(epoch_second: int) -> str:
+    return datetime.fromtimestamp(epoch_second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """metav1.Time's wire form (whole seconds, UTC); strftime is slow, so once per second."""
+    return _rfc3339_second(int(moment.timestamp()))
 
 
 @dataclass
