@@ -279,7 +279,7 @@ class ResourceStore:
                 self._validate_create(candidate)
                 if opts.dry_run:
                     return candidate
-                return await self.storage.create(self.key(namespace, name), candidate)
+                return await self.storage.create(self.key(namespace, name), candidate, lease=await self._lease())
             except BaseException as exc:
                 clash = isinstance(exc, storage_errors.AlreadyExists)
                 error = await self._abandon(reserved, exc, name)
@@ -299,6 +299,15 @@ class ResourceStore:
         if old is None:
             return await self.allocator.allocate(new, dry_run=dry_run)
         return await self.allocator.allocate_update(new, old, dry_run=dry_run)
+
+    async def _lease(self) -> int:
+        """The etcd lease new writes attach to, for kinds whose objects expire (Events)."""
+        if not self.strategy.ttl_seconds:
+            return 0
+        try:
+            return await self.storage.lease_for(self.strategy.ttl_seconds)
+        except storage_errors.StorageError as err:
+            raise self._error(err) from None
 
     async def _release(self, reserved: list[str]) -> None:
         if reserved and self.allocator is not None:
@@ -456,7 +465,8 @@ class ResourceStore:
             return desired
 
         try:
-            stored = await self.storage.guaranteed_update(key, try_update, ignore_not_found=True)
+            stored = await self.storage.guaranteed_update(key, try_update, ignore_not_found=True,
+                                                          lease=await self._lease())
         except _DryRunDone:
             return dry_run_result[0], created
         except BaseException as exc:

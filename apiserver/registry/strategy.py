@@ -37,6 +37,8 @@ class Strategy:
     selectable_fields: tuple[str, ...] = ()
     #: PUT on a missing object creates it
     allow_create_on_update: bool = False
+    #: objects expire this many seconds after their last write (0: never); Events use one hour
+    ttl_seconds: int = 0
     #: name rule: "subdomain" (DNS-1123 subdomain), "label" (DNS-1123 label), "dns1035", "path" (any
     #: name that is a valid path segment)
     name_rule: str = "subdomain"

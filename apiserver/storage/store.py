@@ -38,6 +38,7 @@ from apiserver.storage.etcd import (
     EtcdUnavailable,
     prefix_range_end,
 )
+from apiserver.storage.leases import LeaseManager
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
@@ -135,6 +136,14 @@ class Store:
 
     def __init__(self, client: EtcdClient) -> None:
         self.client = client
+        self.leases = LeaseManager(client)
+
+    async def lease_for(self, ttl: int) -> int:
+        """A lease keeping objects written now for at least ``ttl`` seconds (shared, see leases.py)."""
+        try:
+            return await self.leases.lease_for(ttl)
+        except EtcdError as exc:
+            raise self._translate("", exc) from None
 
     @classmethod
     async def connect(cls, endpoints: list[str], *, timeout: float = 5.0) -> Store:

@@ -283,3 +283,19 @@ async def test_cache_watch_newer_revision_skips_seen_events(store, cache, prefix
     assert item.revision == int(c["metadata"]["resourceVersion"])
     assert int(a["metadata"]["resourceVersion"]) < rv_b
     watcher.close()
+
+
+async def test_objects_written_with_a_shared_lease_expire(store, prefix):
+    store.leases._window = 0.0  # a fresh lease for this test
+    lease = await store.lease_for(1)
+    await store.create(prefix + "ev", obj("ev"), lease=lease)
+    assert await store.lease_for(1) != lease  # window 0: no reuse
+    store.leases._window = 60.0
+    again = await store.lease_for(2)
+    assert await store.lease_for(2) == again  # reused within the window
+    async with store.watch(prefix, revision=await store.current_revision()) as stream:
+        async for event in stream:
+            if event.type == "DELETED":
+                break
+    with pytest.raises(errors.NotFound):
+        await store.get(prefix + "ev")

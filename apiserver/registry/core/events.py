@@ -62,10 +62,15 @@ def _object_ref_fields(prefix: str, ref: dict[str, Any]) -> dict[str, str]:
     return {f"{prefix}.{name}": as_str(ref.get(name)) for name in OBJECT_REF_FIELDS}
 
 
+#: kube-apiserver's default --event-ttl
+EVENT_TTL_SECONDS = 3600
+
+
 @register("", "events")
 class EventStrategy(Strategy):
     """core/v1 Event: legacy validation only; names need only be valid path segments."""
 
+    ttl_seconds = EVENT_TTL_SECONDS
     name_rule = "path"
     allow_create_on_update = True
     selectable_fields = (
@@ -96,6 +101,7 @@ class EventStrategy(Strategy):
 class EventsV1Strategy(Strategy):
     """events.k8s.io/v1 Event: legacy rules plus strict create and immutable update."""
 
+    ttl_seconds = EVENT_TTL_SECONDS
     allow_create_on_update = True
     selectable_fields = (
         *(f"regarding.{name}" for name in OBJECT_REF_FIELDS),
