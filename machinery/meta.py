@@ -9,6 +9,7 @@ tolerate missing ``metadata``.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -144,7 +145,13 @@ def _utc(now: datetime | None) -> datetime:
 
 def format_rfc3339(moment: datetime) -> str:
     """metav1.Time's wire form: UTC, whole seconds, ``Z`` (``2026-11-22T10:00:00Z``)."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_second(int(_utc(moment).timestamp() // 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _format_second(epoch_second: int) -> str:
+    """strftime is slow and objects are stamped many times a second: format each second once."""
+    return datetime.fromtimestamp(epoch_second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_rfc3339_micro(moment: datetime) -> str:

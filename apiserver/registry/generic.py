@@ -20,7 +20,6 @@ Semantics kept from kube-apiserver:
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import random
 import secrets
@@ -40,6 +39,7 @@ from machinery import errors as api
 from machinery import validation
 from machinery.fields import FieldSelector
 from machinery.labels import Selector
+from machinery.meta import format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,6 @@ FOREGROUND_FINALIZER = "foregroundDeletion"
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@functools.lru_cache(maxsize=8)
-def _rfc3339_second(epoch_second: int) -> str:
-    return datetime.fromtimestamp(epoch_second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339(moment: datetime) -> str:
-    """metav1.Time's wire form (whole seconds, UTC); strftime is slow, so once per second."""
-    return _rfc3339_second(int(moment.timestamp()))
 
 
 @dataclass
@@ -331,7 +321,7 @@ class ResourceStore:
     def _fill_system_fields(self, obj: Obj) -> None:
         meta = obj["metadata"]
         meta["uid"] = new_uid()
-        meta["creationTimestamp"] = rfc3339(now())
+        meta["creationTimestamp"] = format_rfc3339(now())
         for system_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(system_field, None)
         if self.strategy.tracks_generation:
@@ -579,11 +569,11 @@ class ResourceStore:
                 meta["finalizers"] = finalizers
             existing_grace = meta.get("deletionGracePeriodSeconds")
             if not meta.get("deletionTimestamp"):
-                meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
+                meta["deletionTimestamp"] = format_rfc3339(now() + timedelta(seconds=grace))
                 meta["deletionGracePeriodSeconds"] = grace
                 self.strategy.on_delete_mark(current)
             elif existing_grace is not None and grace < existing_grace:
-                meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
+                meta["deletionTimestamp"] = format_rfc3339(now() + timedelta(seconds=grace))
                 meta["deletionGracePeriodSeconds"] = grace
             return current
 

@@ -7,11 +7,10 @@ kube-apiserver does, so two concurrent evictions cannot both use the last one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from apiserver.registry.generic import ListOptions, WriteOptions
 from machinery import errors as api
 from machinery.labels import selector_from_label_selector
+from machinery.meta import now_rfc3339
 
 
 async def check_disruption_budgets(registry, pod: dict, dry_run: bool) -> None:
@@ -46,7 +45,7 @@ async def check_disruption_budgets(registry, pod: dict, dry_run: bool) -> None:
                 "Cannot evict pod as it would violate the pod's disruption budget.", 10)
         status["disruptionsAllowed"] -= 1
         disrupted = status.setdefault("disruptedPods", {})
-        disrupted[pod["metadata"]["name"]] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        disrupted[pod["metadata"]["name"]] = now_rfc3339()
         return current
 
     await pdbs.update(namespace, name, consume, WriteOptions(dry_run=dry_run), subresource="status")
