@@ -163,6 +163,7 @@ class ResourceFastPath:
             params = _resource_path_params(scope["path"])
             if params is not None:
                 scope["path_params"] = params
+                scope["app"] = self.app
                 handler = self.app.state.resource_handler.method("grouped" if "group" in params else "core")
                 response = await handler(Request(scope, receive))
                 await response(scope, receive, send)

@@ -1,0 +1,119 @@
+"""Subresources with their own semantics: binding, eviction with disruption budgets, status, scale."""
+
+from __future__ import annotations
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def make_pod(api, namespace: str, name: str, labels: dict | None = None) -> dict:
+    pod = {"metadata": {"name": name, "labels": labels or {}},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    resp = api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def test_binding_assigns_a_node_once(api, namespace):
+    make_pod(api, namespace, "p")
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+    resp = api.post(f"/api/v1/namespaces/{namespace}/pods/p/binding", json=binding)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "Success"
+    pod = api.get(f"/api/v1/namespaces/{namespace}/pods/p").json()
+    assert pod["spec"]["nodeName"] == "node-1"
+    scheduled = [c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"]
+    assert scheduled and scheduled[0]["status"] == "True"
+
+    again = api.post(f"/api/v1/namespaces/{namespace}/pods/p/binding",
+                     json={**binding, "target": {"kind": "Node", "name": "node-2"}})
+    assert again.status_code == 409
+    assert "already assigned" in again.json()["message"]
+    assert api.get(f"/api/v1/namespaces/{namespace}/pods/p").json()["spec"]["nodeName"] == "node-1"
+
+
+def test_spec_node_name_cannot_change_through_an_update(api, namespace):
+    make_pod(api, namespace, "p")
+    resp = api.patch(f"/api/v1/namespaces/{namespace}/pods/p", json={"spec": {"nodeName": "n"}}, headers=MERGE)
+    assert resp.status_code == 422
+    assert resp.json()["reason"] == "Invalid"
+
+
+def test_status_subresource_changes_only_status(api, namespace):
+    make_pod(api, namespace, "p")
+    resp = api.patch(f"/api/v1/namespaces/{namespace}/pods/p/status", headers=MERGE,
+                     json={"status": {"phase": "Running"}, "spec": {"activeDeadlineSeconds": 5}})
+    assert resp.status_code == 200, resp.text
+    pod = resp.json()
+    assert pod["status"]["phase"] == "Running"
+    assert "activeDeadlineSeconds" not in pod["spec"]
+    # and the main resource keeps status when a client sends another one
+    put = dict(pod, status={"phase": "Failed"})
+    main = api.put(f"/api/v1/namespaces/{namespace}/pods/p", json=put)
+    assert main.status_code == 200, main.text
+    assert main.json()["status"]["phase"] == "Running"
+
+
+def _running_pod(api, namespace: str, name: str) -> None:
+    make_pod(api, namespace, name, {"app": "db"})
+    resp = api.patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", headers=MERGE,
+                     json={"status": {"phase": "Running"}})
+    assert resp.status_code == 200, resp.text
+
+
+def _eviction(name: str) -> dict:
+    return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}, "deleteOptions": {}}
+
+
+def test_eviction_respects_the_disruption_budget(api, namespace):
+    _running_pod(api, namespace, "db-0")
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}
+    created = api.post(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets", json=pdb)
+    assert created.status_code == 201, created.text
+    status = {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1,
+              "expectedPods": 1}
+    resp = api.patch(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db/status", headers=MERGE,
+                     json={"status": status})
+    assert resp.status_code == 200, resp.text
+
+    blocked = api.post(f"/api/v1/namespaces/{namespace}/pods/db-0/eviction", json=_eviction("db-0"))
+    assert blocked.status_code == 429
+    assert blocked.json()["reason"] == "TooManyRequests"
+    assert "disruption budget" in blocked.json()["message"]
+    assert api.get(f"/api/v1/namespaces/{namespace}/pods/db-0").status_code == 200
+
+    resp = api.patch(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db/status", headers=MERGE,
+                     json={"status": {**status, "disruptionsAllowed": 1}})
+    assert resp.status_code == 200
+    allowed = api.post(f"/api/v1/namespaces/{namespace}/pods/db-0/eviction", json=_eviction("db-0"))
+    assert allowed.status_code == 201, allowed.text
+    assert api.get(f"/api/v1/namespaces/{namespace}/pods/db-0").status_code == 404  # unscheduled: gone at once
+    budget = api.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db").json()
+    assert budget["status"]["disruptionsAllowed"] == 0
+    assert "db-0" in budget["status"]["disruptedPods"]
+
+
+def test_eviction_of_a_missing_pod_is_not_found(api, namespace):
+    resp = api.post(f"/api/v1/namespaces/{namespace}/pods/ghost/eviction", json=_eviction("ghost"))
+    assert resp.status_code == 404
+
+
+def test_scale_with_a_stale_resource_version_conflicts(api, namespace):
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}},
+    }
+    assert api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=deployment).status_code == 201
+    scale = api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale").json()
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 1
+    assert scale["status"]["selector"] == "app=web"
+    first = api.put(f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale",
+                    json={**scale, "spec": {"replicas": 3}})
+    assert first.status_code == 200, first.text
+    stale = api.put(f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale",
+                    json={**scale, "spec": {"replicas": 5}})
+    assert stale.status_code == 409
+    assert api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web").json()["spec"]["replicas"] == 3
