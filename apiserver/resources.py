@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
+NO_DELETECOLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _apps(resource, kind, **kw) -> ResourceInfo:
 
 BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     # core/v1
-    _core("namespaces", "Namespace", False, short_names=("ns",), subresources=(
+    _core("namespaces", "Namespace", False, short_names=("ns",), verbs=NO_DELETECOLLECTION, subresources=(
         _status("Namespace"),
         Subresource("finalize", "Namespace", verbs=("update",)),
     )),

@@ -157,9 +157,12 @@ class ResourceStore:
         if self.info.namespaced:
             known.add("metadata.namespace")
         for name, _op, _value in fields.requirements:
-            if name not in known:
-                raise api.bad_request(f'"{name}" is not a known field selector: only '
-                                      + ", ".join(f'"{k}"' for k in sorted(known)))
+            if name in known:
+                continue
+            if self.strategy.selectable_fields:  # kinds with their own field conversion say it this way
+                raise api.bad_request(f"field label not supported: {name}")
+            raise api.bad_request(f'"{name}" is not a known field selector: only '
+                                  + ", ".join(f'"{k}"' for k in sorted(known)))
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -197,6 +200,8 @@ class ResourceStore:
                 await cache.wait_until_fresh(0)
                 if cache.revision >= revision:
                     return cache.list(namespace, predicate, limit=opts.limit)
+                if revision > await self.storage.current_revision():
+                    raise storage_errors.TooLargeResourceVersion(revision, cache.revision)
             return await self.storage.list(
                 self.info.list_prefix(namespace), revision=revision if match == "Exact" else 0,
                 limit=opts.limit, continue_token=opts.continue_token, predicate=predicate,
@@ -217,34 +222,53 @@ class ResourceStore:
         predicate = self.predicate(opts)
         rv = opts.resource_version
         if send_initial_events is not None:
-            if send_initial_events and not allow_bookmarks:
-                raise api.invalid("ListOptions", "", [api.forbidden(
-                    "allowWatchBookmarks", "allowWatchBookmarks must be set when sendInitialEvents is set")])
-            if send_initial_events and rv not in ("", "0"):
-                raise api.invalid("ListOptions", "", [api.forbidden(
-                    "resourceVersion", 'sendInitialEvents requires resourceVersion to be unset or "0"')])
+            problems = []
+            if opts.resource_version_match != "NotOlderThan":
+                problems.append(api.forbidden(
+                    "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+            if not allow_bookmarks:
+                problems.append(api.forbidden(
+                    "allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"))
+            if problems:
+                raise api.invalid("ListOptions", "", problems, "meta.k8s.io")
         revision = parse_resource_version(rv)
         prefix = self.info.list_prefix(namespace)
         cache = self.cache
         try:
+            if send_initial_events is False and rv == "":
+                revision = await self.storage.current_revision()  # "from the most recent state on"
+            if revision > (cache.revision if cache is not None else 0) and \
+                    revision > await self.storage.current_revision():
+                raise storage_errors.TooLargeResourceVersion(revision, cache.revision if cache else 0)
             if cache is None:
-                return watch_from_storage(self.storage, prefix, revision, predicate)
+                return self._watch_storage(prefix, revision, predicate, initial=bool(
+                    send_initial_events if send_initial_events is not None else revision == 0))
             await cache.wait_until_fresh(0)
             initial_items = None
-            if rv == "" and send_initial_events:
-                # a consistent snapshot from etcd, then events after its revision
+            if send_initial_events and (rv == "" or revision > cache.revision):
+                # a state at least as new as asked for: a consistent snapshot from etcd, then events
                 snapshot = await self.storage.list(prefix, predicate=predicate)
                 initial_items, revision = snapshot.items, snapshot.revision
-            elif revision > cache.revision and revision > await self.storage.current_revision():
-                raise storage_errors.TooLargeResourceVersion(revision, cache.revision)
+            elif send_initial_events:
+                revision = 0  # the cache's current state is new enough
             if revision and revision < cache.oldest:
-                return watch_from_storage(self.storage, prefix, revision, predicate)
+                return self._watch_storage(prefix, revision, predicate, initial=False)
             return cache.watch(
                 revision, namespace=namespace, predicate=predicate, allow_bookmarks=allow_bookmarks,
                 send_initial_events=send_initial_events, initial_items=initial_items,
             )
         except storage_errors.StorageError as err:
             raise self._error(err) from None
+
+    async def _watch_storage(self, prefix: str, revision: int, predicate, *, initial: bool):
+        """A watch served by etcd directly; from revision 0 it starts with the current state."""
+        if initial or revision == 0:
+            snapshot = await self.storage.list(prefix, predicate=predicate)
+            for obj in snapshot.items if initial else ():
+                yield Delivery("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
+            revision = snapshot.revision
+        async for delivery in watch_from_storage(self.storage, prefix, revision, predicate):
+            yield delivery
 
     # --- create -----------------------------------------------------------------------------------
 
@@ -263,11 +287,13 @@ class ResourceStore:
                 candidate["metadata"]["name"] = meta["generateName"] + "".join(
                     secrets.choice(GENERATE_NAME_CHARS) for _ in range(5))
             self._prepare_new(candidate)
-            reserved = await self._allocate(candidate, None, opts.dry_run)
             name = candidate["metadata"].get("name", "")
+            reserved: list[str] = []
             try:
+                reserved = await self._allocate(candidate, None, opts.dry_run)
                 self._validate_create(candidate)
                 if opts.dry_run:
+                    await self._check_absent(namespace, name)
                     return candidate
                 return await self.storage.create(self.key(namespace, name), candidate, lease=await self._lease())
             except BaseException as exc:
@@ -276,6 +302,14 @@ class ResourceStore:
                 if not (clash and generated and attempt < GENERATE_NAME_ATTEMPTS - 1):
                     raise error from None
         raise AssertionError("unreachable")
+
+    async def _check_absent(self, namespace: str | None, name: str) -> None:
+        """A dry-run create must fail like the real one when the name is taken."""
+        try:
+            await self.storage.get(self.key(namespace, name))
+        except storage_errors.NotFound:
+            return
+        raise storage_errors.AlreadyExists(self.key(namespace, name))
 
     def _prepare_new(self, obj: Obj) -> None:
         """default → system fields → prepare_for_create (validation follows allocation)."""
@@ -286,9 +320,7 @@ class ResourceStore:
     async def _allocate(self, new: Obj, old: Obj | None, dry_run: bool) -> list[str]:
         if self.allocator is None:
             return []
-        if old is None:
-            return await self.allocator.allocate(new, dry_run=dry_run)
-        return await self.allocator.allocate_update(new, old, dry_run=dry_run)
+        return await self.allocator.allocate(new, dry_run=dry_run, old=old)
 
     async def _lease(self) -> int:
         """The etcd lease new writes attach to, for kinds whose objects expire (Events)."""
@@ -303,10 +335,17 @@ class ResourceStore:
         if reserved and self.allocator is not None:
             await self.allocator.release_keys(reserved)
 
+    async def _release_quietly(self, keys: list[str]) -> None:
+        """After a successful write, a failed release only leaks a reservation: log, don't fail."""
+        try:
+            await self._release(keys)
+        except storage_errors.StorageError as err:
+            log.warning("could not release %s for %s: %s", keys, self.info.resource, err)
+
     async def _abandon(self, reserved: list[str], exc: BaseException, name: str) -> BaseException:
         """A write failed: give back what was reserved for it; the exception to raise (storage
         errors become Status errors)."""
-        await self._release(reserved)
+        await self._release_quietly(reserved)
         return self._error(exc, name) if isinstance(exc, storage_errors.StorageError) else exc
 
     def _validate_create(self, obj: Obj) -> None:
@@ -332,7 +371,10 @@ class ResourceStore:
     async def _check_namespace_usable(self, namespace: str) -> None:
         if self.namespaces is None:
             return
-        ns = await self.namespaces.get(namespace)
+        try:
+            ns = await self.namespaces.get(namespace)
+        except storage_errors.StorageError as err:
+            raise self._error(err) from None
         if ns is None:
             raise api.not_found("namespaces", namespace)
         terminating = (ns.get("status") or {}).get("phase") == "Terminating"
@@ -364,10 +406,7 @@ class ResourceStore:
                 raise api.bad_request("metadata must be an object")
             meta = obj["metadata"] = {}
         if not self.info.namespaced:
-            if meta.get("namespace"):
-                raise api.invalid(self.info.kind, meta.get("name", ""), [
-                    api.forbidden("metadata.namespace", "not allowed on this type")], self.info.group)
-            meta.pop("namespace", None)
+            meta.pop("namespace", None)  # cleared, as kube-apiserver does for cluster-scoped kinds
             return
         given = meta.get("namespace")
         if given and given != namespace:
@@ -419,9 +458,15 @@ class ResourceStore:
         dry_run_result: list[Obj] = []
         reserved: list[str] = []
         previous: list[Obj] = []
+        warnings_before = len(opts.warnings)
 
         async def try_update(current: Obj | None) -> Obj:
             nonlocal created
+            # a retry after a conflict starts afresh: nothing kept from the attempt that lost
+            created = False
+            del opts.warnings[warnings_before:]
+            await self._release(reserved)
+            reserved.clear()
             desired = transform(copy.deepcopy(current) if current is not None else None)
             if hasattr(desired, "__await__"):
                 desired = await desired
@@ -462,7 +507,7 @@ class ResourceStore:
         except BaseException as exc:
             raise await self._abandon(reserved, exc, name) from None
         if previous and self.allocator is not None:
-            await self.allocator.release_unused(stored, previous[0])
+            await self._release_quietly(self.allocator.keys_unused(stored, previous[0]))
         if not created and self._should_delete_now(stored):
             await self._finish_deletion(namespace, name, stored)
         return stored, created
@@ -547,7 +592,7 @@ class ResourceStore:
         except storage_errors.StorageError as err:
             raise self._error(err, name) from None
         if self.allocator is not None:
-            await self.allocator.release(deleted)
+            await self._release_quietly(self.allocator.keys_of(deleted))
         return deleted
 
     async def _mark_deleted(
@@ -558,15 +603,11 @@ class ResourceStore:
             meta = current["metadata"]
             if preconditions:
                 preconditions.check(self.key(namespace, name), current)
-            finalizers = list(meta.get("finalizers") or [])
-            for extra in _policy_finalizers(policy):
-                if extra not in finalizers:
-                    finalizers.append(extra)
-            for other in {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} - set(_policy_finalizers(policy)):
-                if policy and other in finalizers:
-                    finalizers.remove(other)
+            finalizers = _finalizers_for(current, policy)
             if finalizers:
                 meta["finalizers"] = finalizers
+            else:
+                meta.pop("finalizers", None)
             existing_grace = meta.get("deletionGracePeriodSeconds")
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = format_rfc3339(now() + timedelta(seconds=grace))
@@ -602,7 +643,7 @@ class ResourceStore:
         except storage_errors.StorageError as err:
             raise self._error(err, name) from None
         if self.allocator is not None:
-            await self.allocator.release(deleted)
+            await self._release_quietly(self.allocator.keys_of(deleted))
         return deleted
 
 
@@ -619,13 +660,13 @@ def _policy_finalizers(policy: str | None) -> list[str]:
 
 
 def _finalizers_for(obj: Obj, policy: str | None) -> list[str]:
+    """The object's finalizers once this delete's propagation policy is applied: the policy's own
+    garbage-collection finalizer is added, the other one removed (no policy keeps both as they are)."""
     existing = list((obj.get("metadata") or {}).get("finalizers") or [])
-    for extra in _policy_finalizers(policy):
-        if extra not in existing:
-            existing.append(extra)
-    if policy and policy != "Orphan" and ORPHAN_FINALIZER in existing:
-        existing.remove(ORPHAN_FINALIZER)
-    return existing
+    wanted = _policy_finalizers(policy)
+    if policy:
+        existing = [f for f in existing if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER) or f in wanted]
+    return existing + [f for f in wanted if f not in existing]
 
 
 def _name_of(obj: Obj) -> str:

@@ -36,6 +36,8 @@ class Registry:
         self.cache_capacity = cache_capacity
         self.bookmark_interval = bookmark_interval
         self._by_gvr: dict[tuple[str, str, str], ResourceStore] = {}
+        #: set when the server shuts down: watches that do not come from a cache end too
+        self.closing = asyncio.Event()
         self._resources: list[ResourceInfo] = []
         ns_info = next(r for r in BUILTIN_RESOURCES if r.resource == "namespaces" and r.group == "")
         self._ns_cache = self._make_cache(ns_info)
@@ -92,6 +94,7 @@ class Registry:
 
     def close_watches(self) -> None:
         """End every open watch (shutdown): clients see a clean end of stream and re-watch elsewhere."""
+        self.closing.set()
         for store in self._by_gvr.values():
             if store.cache is not None:
                 store.cache.close_watchers()

@@ -76,6 +76,16 @@ def decode_patch(body: bytes, content_type: str) -> Any:
     return data
 
 
+def require_objects(body: dict[str, Any], kind: str, *fields: str) -> dict[str, Any]:
+    """400 unless each of ``fields`` is absent, null or a JSON object (request bodies are typed
+    structures in Kubernetes; a wrong shape is a decoding error, not a server error)."""
+    for name in fields:
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise api.bad_request(f'{kind} cannot be decoded: "{name}" must be an object, not {type(value).__name__}')
+    return body
+
+
 def _json(body: bytes) -> Any:
     if not body.strip():
         raise api.bad_request("the request body is empty")
@@ -85,8 +95,40 @@ def _json(body: bytes) -> Any:
         raise api.bad_request(f"error decoding JSON: {exc}") from None
 
 
+#: a YAML body may expand (through aliases) to at most this many nodes
+MAX_YAML_NODES = 100_000
+
+
+def _check_alias_expansion(body: bytes) -> None:
+    """Refuse "billion laughs" documents: count the nodes aliases would expand to, before building
+    anything. Documents without ``*`` cannot contain aliases and skip the scan."""
+    if b"*" not in body:
+        return
+    sizes: dict[str, int] = {}
+    open_nodes: list[list] = []  # [anchor, nodes so far] per open mapping/sequence
+    total = 0
+    for event in yaml.parse(body, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent | yaml.ScalarEvent | yaml.CollectionStartEvent):
+            added = sizes.get(event.anchor, 1) if isinstance(event, yaml.AliasEvent) else 1
+            total += added
+            if total > MAX_YAML_NODES:
+                raise api.bad_request("error converting YAML to JSON: the document expands to more than "
+                                      f"{MAX_YAML_NODES} nodes (too many aliases)")
+            for node in open_nodes:
+                node[1] += added
+            if isinstance(event, yaml.ScalarEvent) and event.anchor:
+                sizes[event.anchor] = 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                open_nodes.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = count
+
+
 def _yaml(body: bytes) -> Any:
     try:
+        _check_alias_expansion(body)
         docs = list(yaml.load_all(body, Loader=_YAML_LOADER))
     except yaml.YAMLError as exc:
         raise api.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None

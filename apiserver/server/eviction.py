@@ -14,8 +14,9 @@ from machinery.meta import now_rfc3339
 
 
 async def check_disruption_budgets(registry, pod: dict, dry_run: bool) -> None:
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Pending"):
-        return
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Pending") or \
+            pod["metadata"].get("deletionTimestamp"):
+        return  # terminal, not yet running, or already terminating: no budget to consult
     pdbs = registry.get("policy", "v1", "poddisruptionbudgets")
     if pdbs is None:
         return

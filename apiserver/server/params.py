@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import QueryParams
 
 from apiserver.registry.generic import DeleteOptions, ListOptions, WriteOptions
+from apiserver.server import codec
 from apiserver.storage.store import Preconditions
 from machinery import errors as api
 from machinery.fields import parse_field_selector
@@ -38,11 +39,11 @@ def list_options(params: QueryParams) -> ListOptions:
     try:
         labels = parse_selector(params["labelSelector"]) if params.get("labelSelector") else None
     except SelectorError as exc:
-        raise api.bad_request(f"unable to parse requirement: {exc}") from None
+        raise api.bad_request(str(exc)) from None
     try:
         fields = parse_field_selector(params["fieldSelector"]) if params.get("fieldSelector") else None
     except SelectorError as exc:
-        raise api.bad_request(f"invalid field selector: {exc}") from None
+        raise api.bad_request(str(exc)) from None
     limit = int_param(params, "limit", 0) or 0
     if limit < 0:
         raise api.bad_request("limit must be a non-negative integer")
@@ -72,7 +73,7 @@ def write_options(params: QueryParams, *, default_validation: str = "Warn") -> W
 
 
 def delete_options(params: QueryParams, body: dict | None) -> DeleteOptions:
-    body = body or {}
+    body = codec.require_objects(body or {}, "DeleteOptions", "preconditions")
     if body and body.get("kind") not in (None, "DeleteOptions"):
         raise api.bad_request(f"the kind in the data ({body.get('kind')}) does not match DeleteOptions")
     grace = body.get("gracePeriodSeconds")
@@ -91,11 +92,16 @@ def delete_options(params: QueryParams, body: dict | None) -> DeleteOptions:
     preconditions = None
     if pre.get("uid") or pre.get("resourceVersion"):
         preconditions = Preconditions(uid=pre.get("uid"), resource_version=pre.get("resourceVersion"))
-    dry_run = list(body.get("dryRun") or []) + params.getlist("dryRun")
+    body_dry_run = body.get("dryRun") or []
+    if not isinstance(body_dry_run, list):
+        raise api.bad_request("DeleteOptions cannot be decoded: \"dryRun\" must be a list of strings")
+    dry_run = list(body_dry_run) + params.getlist("dryRun")
     for value in dry_run:
         if value != "All":
             raise api.bad_request(f'Invalid dryRun value: "{value}": supported values: "All"')
-    if grace is not None and not isinstance(grace, int):
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
         raise api.bad_request("gracePeriodSeconds must be an integer")
+    if policy is not None and not isinstance(policy, str):
+        raise api.bad_request("propagationPolicy must be a string")
     return DeleteOptions(grace_period_seconds=grace, propagation_policy=policy,
                          preconditions=preconditions, dry_run=bool(dry_run), orphan_dependents=orphan)

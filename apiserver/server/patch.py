@@ -63,6 +63,7 @@ def _apply_transform(store: ResourceStore, applied: dict[str, Any], gvk, name: s
     """Server-side apply, simplified: the applied configuration is merged into the live object
     (strategic merge semantics); fields owned by other managers are not tracked yet."""
     info = store.info
+    codec.require_objects(applied, info.kind, "metadata")
     if applied.get("apiVersion") != info.api_version or applied.get("kind") != info.kind:
         raise api.bad_request(
             f"the apply configuration must set apiVersion {info.api_version!r} and kind {info.kind!r}")

@@ -16,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from apiserver.metrics import observe_request
+from apiserver.registry.errors import interpret
 from apiserver.registry.generic import ResourceStore, WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.server import codec, subresources, tables
 from apiserver.server.params import delete_options, list_options, truthy, write_options
 from apiserver.server.patch import patch_transform
 from apiserver.server.watch import watch_response
+from apiserver.storage.errors import StorageError
 from machinery import errors as api
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,10 @@ class ResourceHandler:
         except api.StatusError as err:
             code = err.code
             return codec.error_response(err)
+        except StorageError as err:  # a storage error no layer translated: still a proper Status
+            status = interpret(err, target.store.info)
+            code = status.code
+            return codec.error_response(status)
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.url.path)
             code = 500
@@ -103,14 +109,25 @@ class ResourceHandler:
                 observe_request(verb, resource, code, time.perf_counter() - started)
 
     async def _dispatch(self, request: Request, target: Target, verb: str) -> Response:
+        if not target.subresource and _API_VERBS.get(verb) not in target.store.info.verbs:
+            raise _not_allowed(request, target)
         handler = _HANDLERS.get((verb, target.subresource))
         if handler is None:
             handler = subresources.handler_for(verb, target.subresource)
         if handler is None:
-            raise api.method_not_allowed(
-                f"the server does not allow this method on the requested resource ({request.method} "
-                f"{target.store.info.resource}{'/' + target.subresource if target.subresource else ''})")
+            raise _not_allowed(request, target)
         return await handler(request, target)
+
+
+def _not_allowed(request: Request, target: Target) -> api.StatusError:
+    sub = f"/{target.subresource}" if target.subresource else ""
+    return api.method_not_allowed(f"the server does not allow this method on the requested resource "
+                                  f"({request.method} {target.store.info.resource}{sub})")
+
+
+#: request verb → the API verb a resource must list to allow it (PUT/PATCH on a collection: none)
+_API_VERBS = {"GET": "get", "LIST": "list", "WATCH": "watch", "CREATE": "create", "UPDATE": "update",
+              "PATCH": "patch", "DELETE": "delete", "DELETECOLLECTION": "deletecollection"}
 
 
 def _verb(request: Request, target: Target) -> str:
@@ -122,9 +139,9 @@ def _verb(request: Request, target: Target) -> str:
     if method == "POST":
         return "CREATE" if not target.name else "POST"
     if method == "PUT":
-        return "UPDATE"
+        return "UPDATE" if target.name else "PUT-COLLECTION"
     if method == "PATCH":
-        return "PATCH"
+        return "PATCH" if target.name else "PATCH-COLLECTION"
     if method == "DELETE":
         return "DELETE" if target.name else "DELETECOLLECTION"
     return method

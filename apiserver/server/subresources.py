@@ -27,7 +27,8 @@ async def update_scale(request: Request, target) -> Response:
     from apiserver.registry.scale import apply_scale
 
     opts = write_options(request.query_params)
-    body = codec.decode_object(await codec.read_body(request), codec.media_type(request))
+    body = codec.require_objects(codec.decode_object(await codec.read_body(request), codec.media_type(request)),
+                                 "Scale", "metadata", "spec")
     stored, _ = await target.store.update(
         target.namespace, target.name, lambda current: apply_scale(current, copy.deepcopy(body)), opts)
     return await _scale_response(stored)
@@ -45,7 +46,7 @@ async def patch_scale(request: Request, target) -> Response:
     def update(current):
         if current is None:
             raise api.not_found(target.store.info.resource, target.name, target.store.info.group)
-        return apply_scale(current, transform(scale_of(current)))
+        return apply_scale(current, codec.require_objects(transform(scale_of(current)), "Scale", "metadata", "spec"))
 
     stored, _ = await target.store.update(target.namespace, target.name, update, opts)
     return await _scale_response(stored)
@@ -72,7 +73,8 @@ async def create_binding(request: Request, target) -> Response:
     from apiserver.registry.core.pods import bind
 
     opts = write_options(request.query_params)
-    binding = codec.decode_object(await codec.read_body(request), codec.media_type(request))
+    binding = codec.require_objects(codec.decode_object(await codec.read_body(request), codec.media_type(request)),
+                                    "Binding", "metadata", "target")
     if binding.get("kind") not in (None, "Binding"):
         raise api.bad_request(f"the kind in the data ({binding.get('kind')}) must be Binding")
     name = (binding.get("metadata") or {}).get("name") or target.name
@@ -85,7 +87,8 @@ async def create_binding(request: Request, target) -> Response:
 
 async def create_eviction(request: Request, target) -> Response:
     """Evict a pod: delete it with the eviction's DeleteOptions (disruption budgets checked first)."""
-    eviction = codec.decode_object(await codec.read_body(request), codec.media_type(request))
+    eviction = codec.require_objects(codec.decode_object(await codec.read_body(request), codec.media_type(request)),
+                                     "Eviction", "metadata", "deleteOptions")
     if eviction.get("kind") not in (None, "Eviction"):
         raise api.bad_request(f"the kind in the data ({eviction.get('kind')}) must be Eviction")
     options = delete_options(request.query_params, eviction.get("deleteOptions") or {})
@@ -100,8 +103,11 @@ async def create_eviction(request: Request, target) -> Response:
 async def finalize_namespace(request: Request, target) -> Response:
     """PUT namespaces/x/finalize: only spec.finalizers may change (the namespace controller's call)."""
     opts = write_options(request.query_params)
-    body = codec.decode_object(await codec.read_body(request), codec.media_type(request))
-    wanted = list((body.get("spec") or {}).get("finalizers") or [])
+    body = codec.require_objects(codec.decode_object(await codec.read_body(request), codec.media_type(request)),
+                                 "Namespace", "metadata", "spec")
+    wanted = (body.get("spec") or {}).get("finalizers") or []
+    if not isinstance(wanted, list):
+        raise api.bad_request('Namespace cannot be decoded: "spec.finalizers" must be a list')
 
     def finalize(current):
         if current is None:

@@ -17,10 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from apiserver.metrics import WATCHERS
+from apiserver.registry.errors import interpret
 from apiserver.registry.generic import ResourceStore
 from apiserver.server import codec, tables
 from apiserver.server.params import int_param, list_options, optional_bool, truthy
 from apiserver.storage.cacher import CacheWatcher, Delivery
+from apiserver.storage.errors import StorageError
 from machinery import errors as api
 
 MIN_REQUEST_TIMEOUT = 1800
@@ -34,6 +36,8 @@ async def watch_response(request: Request, store: ResourceStore, namespace: str 
     timeout = int_param(params, "timeoutSeconds")
     if timeout is None or timeout <= 0:
         timeout = random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
+    if codec.wants_table(request):
+        tables.include_object(request)  # a bad includeObject is a 400 now, not an error mid-stream
     encoder = _Encoder(request, store)
     try:
         source = await store.watch(
@@ -44,14 +48,16 @@ async def watch_response(request: Request, store: ResourceStore, namespace: str 
         if err.code != 410:
             raise
         return StreamingResponse(_single(encoder.error(err)), media_type=codec.JSON)
-    return StreamingResponse(_stream(source, encoder, timeout, store.info.qualified), media_type=codec.JSON)
+    closing = request.app.state.registry.closing
+    return StreamingResponse(_stream(source, encoder, timeout, store.info.qualified, closing), media_type=codec.JSON)
 
 
 async def _single(line: bytes) -> AsyncIterator[bytes]:
     yield line
 
 
-async def _stream(source, encoder: _Encoder, timeout: int, resource: str) -> AsyncIterator[bytes]:
+async def _stream(source, encoder: _Encoder, timeout: int, resource: str,
+                  closing: asyncio.Event) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     WATCHERS.labels(resource).inc()
@@ -68,26 +74,40 @@ async def _stream(source, encoder: _Encoder, timeout: int, resource: str) -> Asy
                 timer.cancel()
                 source.close()
         else:
-            iterator = source.__aiter__()
-            while True:
-                try:
-                    item = await asyncio.wait_for(iterator.__anext__(), max(0.0, deadline - loop.time()))
-                except (StopAsyncIteration, TimeoutError):
-                    return
-                except api.StatusError as err:
-                    yield encoder.error(err)
-                    return
-                yield encoder.event(item)
-    except Exception as exc:  # storage errors mid-stream end the watch with an ERROR event
-        from apiserver.registry.errors import interpret
-        from apiserver.storage.errors import StorageError
-
-        if isinstance(exc, StorageError):
-            yield encoder.error(interpret(exc, encoder.store.info))
-            return
-        raise
+            async for chunk in _stream_direct(source, encoder, deadline, closing):
+                yield chunk
+    except StorageError as exc:  # storage errors mid-stream end the watch with an ERROR event
+        yield encoder.error(interpret(exc, encoder.store.info))
     finally:
         WATCHERS.labels(resource).dec()
+
+
+async def _stream_direct(source, encoder: _Encoder, deadline: float, closing: asyncio.Event):
+    """A watch read straight from etcd; ends at the deadline or when the server shuts down."""
+    loop = asyncio.get_running_loop()
+    iterator = source.__aiter__()
+    shutdown = asyncio.ensure_future(closing.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({following, shutdown}, timeout=max(0.0, deadline - loop.time()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if following not in done:
+                following.cancel()
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            except api.StatusError as err:
+                yield encoder.error(err)
+                return
+            yield encoder.event(item)
+    finally:
+        shutdown.cancel()
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class _Encoder:

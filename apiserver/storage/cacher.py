@@ -131,10 +131,9 @@ class CacheWatcher:
         if items:
             self._wake.set()
 
-    def bookmark(self, revision: int, *, initial_events_end: bool = False) -> None:
-        obj = {"initialEventsEnd": True} if initial_events_end else None
+    def bookmark(self, revision: int) -> None:
         self.last_bookmark = time.monotonic()
-        self.offer(Delivery("BOOKMARK", obj, revision))  # type: ignore[arg-type]
+        self.offer(Delivery("BOOKMARK", None, revision))  # type: ignore[arg-type]
 
     def close(self) -> None:
         if not self.closed:
@@ -364,7 +363,8 @@ class WatchCache:
             items.append(obj)
             if limit and len(items) == limit:
                 if i + 1 < len(keys) and keys[i + 1].startswith(prefix):
-                    token = encode_continue(self.revision, key[len(self.prefix):] + "\x00")
+                    # relative to the listed prefix, as Store.list reads continue tokens
+                    token = encode_continue(self.revision, key[len(prefix):] + "\x00")
                     return ListResult(items, self.revision, token)
                 break
         return ListResult(items, self.revision)
@@ -406,6 +406,8 @@ class WatchCache:
             snapshot = self.list(namespace, predicate)
             watcher.preload([Delivery("ADDED", obj, _rv(obj)) for obj in snapshot.items])
             revision = self.revision
+        elif revision == 0:
+            revision = self.revision  # "from now on", without the current state
         if revision > self.revision:
             # the client saw a newer revision (e.g. a list read from etcd): skip what it has seen
             watcher.min_revision = revision
@@ -417,7 +419,8 @@ class WatchCache:
         else:
             self._watchers_by_ns[namespace].add(watcher)
         if initial and send_initial_events:
-            watcher.bookmark(max(revision, self.revision), initial_events_end=True)
+            # queued directly: it must arrive even when min_revision hides events up to it
+            watcher.preload([Delivery("BOOKMARK", {"initialEventsEnd": True}, max(revision, self.revision))])
         if self.closing:
             watcher.close()
         return watcher

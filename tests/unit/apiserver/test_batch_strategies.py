@@ -381,9 +381,14 @@ def test_cronjob_updates_tolerate_an_existing_tz_schedule() -> None:
 async def test_generic_store_fills_the_uid_before_the_selector_is_generated() -> None:
     """The contract with the generic store: system fields (uid) exist when prepare_for_create runs."""
     from apiserver.registry.generic import ResourceStore, WriteOptions
+    from apiserver.storage.errors import NotFound
+
+    class EmptyStorage:  # a dry run only asks whether the name is taken
+        async def get(self, key):
+            raise NotFound(key)
 
     info = INFO[("batch", "jobs")]
-    store = ResourceStore(info, jobs(), None, None, None)  # dry run: storage is never reached
+    store = ResourceStore(info, jobs(), EmptyStorage(), None, None)
     out = await store.create("default", job(), WriteOptions(dry_run=True))
     uid = out["metadata"]["uid"]
     assert uid and out["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
