@@ -175,6 +175,15 @@ def wants_table(request: Request) -> bool:
     return "as=Table" in accept and "g=meta.k8s.io" in accept
 
 
-def wants_aggregated_discovery(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=APIGroupDiscoveryList" in accept and "g=apidiscovery.k8s.io" in accept
+AGGREGATED_DISCOVERY_VERSIONS = ("v2", "v2beta1")
+
+
+def aggregated_discovery_version(request: Request) -> str | None:
+    """The apidiscovery.k8s.io version the client accepts first (``v2`` or ``v2beta1``; kubectl
+    1.29 knows only v2beta1), or None for the legacy documents."""
+    for media_range in request.headers.get("accept", "").split(","):
+        params = dict(p.strip().partition("=")[::2] for p in media_range.split(";")[1:])
+        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList" \
+                and params.get("v") in AGGREGATED_DISCOVERY_VERSIONS:
+            return params["v"]
+    return None

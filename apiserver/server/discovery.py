@@ -14,8 +14,6 @@ from starlette.responses import Response
 from apiserver.resources import ResourceInfo, core_group_first
 from apiserver.server import codec
 
-AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-
 
 class Discovery:
     def __init__(self, registry) -> None:
@@ -43,16 +41,18 @@ class Discovery:
     # --- legacy -----------------------------------------------------------------------------------
 
     async def api(self, request: Request) -> Response:
-        if codec.wants_aggregated_discovery(request):
-            return self._aggregated([r for r in self._resources() if r.group == ""], core=True)
+        version = codec.aggregated_discovery_version(request)
+        if version:
+            return self._aggregated([r for r in self._resources() if r.group == ""], core=True, version=version)
         return codec.json_response({
             "kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self._address(request)}],
         })
 
     async def apis(self, request: Request) -> Response:
-        if codec.wants_aggregated_discovery(request):
-            return self._aggregated([r for r in self._resources() if r.group != ""], core=False)
+        version = codec.aggregated_discovery_version(request)
+        if version:
+            return self._aggregated([r for r in self._resources() if r.group != ""], core=False, version=version)
         groups = [self._group_doc(name, versions) for name, versions in self._groups().items()]
         return codec.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
@@ -96,9 +96,9 @@ class Discovery:
         return codec.json_response(
             {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 
-    # --- aggregated (apidiscovery.k8s.io/v2) ----------------------------------------------------
+    # --- aggregated (apidiscovery.k8s.io/v2, and v2beta1 with the same shape) --------------------
 
-    def _aggregated(self, infos: list[ResourceInfo], *, core: bool) -> Response:
+    def _aggregated(self, infos: list[ResourceInfo], *, core: bool, version: str) -> Response:
         by_group: dict[str, dict[str, list[dict]]] = {}
         for info in infos:
             by_group.setdefault(info.group, {}).setdefault(info.version, []).append(_aggregated_resource(info))
@@ -108,10 +108,11 @@ class Discovery:
                 "metadata": {} if core else {"name": group},
                 "versions": [{"version": v, "resources": res, "freshness": "Current"} for v, res in versions.items()],
             })
-        body = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
+        body = {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
                 "items": items}
         response = codec.json_response(body)
-        response.headers["content-type"] = AGGREGATED_CONTENT_TYPE
+        response.headers["content-type"] = (
+            f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
         response.headers["vary"] = "Accept"
         return response
 
