@@ -10,10 +10,8 @@ Semantics kept from kube-apiserver:
 - system fields: uid, creationTimestamp, generation, generateName (retried on a name clash);
 - updates and patches are computed inside ``guaranteed_update`` so a concurrent write is retried
   unless the client pinned a resourceVersion (then it gets 409 Conflict);
-- deletion: finalizers and graceful deletion set ``deletionTimestamp`` and keep the object
-  (the response is 200, as kube-apiserver does); an update that empties the finalizers of such an
-  object deletes it;
-  propagationPolicy Orphan/Foreground add the ``orphan``/``foregroundDeletion`` finalizers;
+- deletion (in :mod:`apiserver.registry.deletion`): finalizers, graceful deletion, propagation
+  policies; an update that empties the finalizers of an object marked for deletion deletes it;
 - namespaced objects need an existing namespace that is not terminating.
 """
 
@@ -24,22 +22,21 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apiserver.registry import errors as registry_errors
+from apiserver.registry.deletion import DeletionMixin
+from apiserver.registry.options import ListOptions, WriteOptions
 from apiserver.registry.strategy import StatusStrategy, Strategy
 from apiserver.resources import ResourceInfo
 from apiserver.schema import validate as schema
 from apiserver.storage import errors as storage_errors
 from apiserver.storage.cacher import Delivery, WatchCache, watch_from_storage
-from apiserver.storage.store import ListResult, Preconditions, Store
+from apiserver.storage.store import ListResult, Store
 from machinery import errors as api
 from machinery import validation
 from machinery.fields import FieldSelector
-from machinery.labels import Selector
-from machinery.meta import format_rfc3339
+from machinery.meta import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -48,43 +45,6 @@ Transform = Callable[[Obj | None], "Obj | Awaitable[Obj]"]
 
 GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 GENERATE_NAME_ATTEMPTS = 8
-
-ORPHAN_FINALIZER = "orphan"
-FOREGROUND_FINALIZER = "foregroundDeletion"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class WriteOptions:
-    """Per-request write options; ``warnings`` collects what the response's Warning headers say."""
-
-    dry_run: bool = False
-    field_validation: str = "Warn"  # Strict | Warn | Ignore
-    field_manager: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ListOptions:
-    label_selector: Selector | None = None
-    field_selector: FieldSelector | None = None
-    limit: int = 0
-    continue_token: str = ""
-    resource_version: str = ""
-    resource_version_match: str = ""
-
-
-@dataclass
-class DeleteOptions:
-    grace_period_seconds: int | None = None
-    propagation_policy: str | None = None
-    preconditions: Preconditions | None = None
-    dry_run: bool = False
-    orphan_dependents: bool | None = None  # the deprecated field, kept for the response code
-
 
 class NamespaceLookup:
     """Answers "does this namespace exist, and is it terminating?" from the namespaces cache or etcd."""
@@ -106,7 +66,7 @@ class NamespaceLookup:
             return None
 
 
-class ResourceStore:
+class ResourceStore(DeletionMixin):
     """REST semantics for one resource over etcd and its watch cache."""
 
     def __init__(
@@ -360,7 +320,7 @@ class ResourceStore:
     def _fill_system_fields(self, obj: Obj) -> None:
         meta = obj["metadata"]
         meta["uid"] = new_uid()
-        meta["creationTimestamp"] = format_rfc3339(now())
+        meta["creationTimestamp"] = now_rfc3339()
         for system_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(system_field, None)
         if self.strategy.tracks_generation:
@@ -550,123 +510,8 @@ class ResourceStore:
         if errs:
             raise api.invalid(self.info.kind, meta["name"], _dedupe(errs), self.info.group)
 
-    # --- delete -----------------------------------------------------------------------------------
-
-    async def delete(self, namespace: str | None, name: str, options: DeleteOptions) -> tuple[Obj, bool]:
-        """Delete, or mark for deletion. Returns the object and whether it is gone already."""
-        key = self.key(namespace, name)
-        policy = options.propagation_policy
-        if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise api.invalid("DeleteOptions", "", [api.not_supported(
-                "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
-        if options.grace_period_seconds is not None and options.grace_period_seconds < 0:
-            options.grace_period_seconds = 1
-        try:
-            current = await self.storage.get(key)
-        except storage_errors.StorageError as err:
-            raise self._error(err, name) from None
-        if options.preconditions:
-            try:
-                options.preconditions.check(key, current)
-            except storage_errors.StorageError as err:
-                raise self._error(err, name) from None
-        grace = self._grace_period(current, options)
-        finalizers = _finalizers_for(current, policy)
-        if grace == 0 and not finalizers and not self.strategy.blocks_deletion(current):
-            if options.dry_run:
-                return current, True
-            return await self._delete_now(key, name, options.preconditions), True
-        if options.dry_run:
-            return current, False
-        return await self._mark_deleted(namespace, name, grace, policy, options.preconditions)
-
-    def _grace_period(self, obj: Obj, options: DeleteOptions) -> int:
-        hook = getattr(self.strategy, "deletion_grace_period", None)
-        if hook is None:
-            return 0
-        return hook(obj, options.grace_period_seconds)
-
-    async def _delete_now(self, key: str, name: str, preconditions: Preconditions | None) -> Obj:
-        try:
-            deleted = await self.storage.delete(key, preconditions=preconditions)
-        except storage_errors.StorageError as err:
-            raise self._error(err, name) from None
-        if self.allocator is not None:
-            await self._release_quietly(self.allocator.keys_of(deleted))
-        return deleted
-
-    async def _mark_deleted(
-        self, namespace: str | None, name: str, grace: int, policy: str | None, preconditions: Preconditions | None,
-    ) -> tuple[Obj, bool]:
-        def mark(current: Obj | None) -> Obj:
-            assert current is not None
-            meta = current["metadata"]
-            if preconditions:
-                preconditions.check(self.key(namespace, name), current)
-            finalizers = _finalizers_for(current, policy)
-            if finalizers:
-                meta["finalizers"] = finalizers
-            else:
-                meta.pop("finalizers", None)
-            existing_grace = meta.get("deletionGracePeriodSeconds")
-            if not meta.get("deletionTimestamp"):
-                meta["deletionTimestamp"] = format_rfc3339(now() + timedelta(seconds=grace))
-                meta["deletionGracePeriodSeconds"] = grace
-                self.strategy.on_delete_mark(current)
-            elif existing_grace is not None and grace < existing_grace:
-                meta["deletionTimestamp"] = format_rfc3339(now() + timedelta(seconds=grace))
-                meta["deletionGracePeriodSeconds"] = grace
-            return current
-
-        try:
-            stored = await self.storage.guaranteed_update(self.key(namespace, name), mark)
-        except storage_errors.StorageError as err:
-            raise self._error(err, name) from None
-        if self._should_delete_now(stored):
-            return await self._finish_deletion(namespace, name, stored), True
-        return stored, False
-
-    def _should_delete_now(self, obj: Obj) -> bool:
-        """Marked for deletion, nothing left holding it, and no grace period still running."""
-        meta = obj.get("metadata") or {}
-        return (bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
-                and not meta.get("deletionGracePeriodSeconds") and not self.strategy.blocks_deletion(obj))
-
-    async def _finish_deletion(self, namespace: str | None, name: str, obj: Obj) -> Obj:
-        """An object marked for deletion with no finalizers left and no grace period goes away."""
-        rv = obj["metadata"]["resourceVersion"]
-        try:
-            deleted = await self.storage.delete(self.key(namespace, name),
-                                                preconditions=Preconditions(resource_version=rv))
-        except (storage_errors.NotFound, storage_errors.Conflict):
-            return obj
-        except storage_errors.StorageError as err:
-            raise self._error(err, name) from None
-        if self.allocator is not None:
-            await self._release_quietly(self.allocator.keys_of(deleted))
-        return deleted
-
-
 class _DryRunDone(Exception):
     """Raised inside a dry-run update to stop before the write."""
-
-
-def _policy_finalizers(policy: str | None) -> list[str]:
-    if policy == "Orphan":
-        return [ORPHAN_FINALIZER]
-    if policy == "Foreground":
-        return [FOREGROUND_FINALIZER]
-    return []
-
-
-def _finalizers_for(obj: Obj, policy: str | None) -> list[str]:
-    """The object's finalizers once this delete's propagation policy is applied: the policy's own
-    garbage-collection finalizer is added, the other one removed (no policy keeps both as they are)."""
-    existing = list((obj.get("metadata") or {}).get("finalizers") or [])
-    wanted = _policy_finalizers(policy)
-    if policy:
-        existing = [f for f in existing if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER) or f in wanted]
-    return existing + [f for f in wanted if f not in existing]
 
 
 def _name_of(obj: Obj) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from apiserver import metrics
-from apiserver.registry.generic import WriteOptions
+from apiserver.registry.options import WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.schema.openapi import OpenAPIDocuments
 from apiserver.server import codec

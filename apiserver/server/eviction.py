@@ -7,7 +7,7 @@ kube-apiserver does, so two concurrent evictions cannot both use the last one.
 
 from __future__ import annotations
 
-from apiserver.registry.generic import ListOptions, WriteOptions
+from apiserver.registry.options import ListOptions, WriteOptions
 from machinery import errors as api
 from machinery.labels import selector_from_label_selector
 from machinery.meta import now_rfc3339

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.datastructures import QueryParams
 
-from apiserver.registry.generic import DeleteOptions, ListOptions, WriteOptions
+from apiserver.registry.options import DeleteOptions, ListOptions, WriteOptions
 from apiserver.server import codec
 from apiserver.storage.store import Preconditions
 from machinery import errors as api

@@ -11,7 +11,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from apiserver.registry.generic import ResourceStore, WriteOptions
+from apiserver.registry.generic import ResourceStore
+from apiserver.registry.options import WriteOptions
 from apiserver.schema.patchmeta import patch_schema_for
 from apiserver.server import codec
 from machinery import errors as api

@@ -17,7 +17,8 @@ from starlette.responses import Response
 
 from apiserver.metrics import observe_request
 from apiserver.registry.errors import interpret
-from apiserver.registry.generic import ResourceStore, WriteOptions
+from apiserver.registry.generic import ResourceStore
+from apiserver.registry.options import WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.server import codec, subresources, tables
 from apiserver.server.params import delete_options, list_options, truthy, write_options

@@ -380,7 +380,8 @@ def test_cronjob_updates_tolerate_an_existing_tz_schedule() -> None:
 
 async def test_generic_store_fills_the_uid_before_the_selector_is_generated() -> None:
     """The contract with the generic store: system fields (uid) exist when prepare_for_create runs."""
-    from apiserver.registry.generic import ResourceStore, WriteOptions
+    from apiserver.registry.generic import ResourceStore
+    from apiserver.registry.options import WriteOptions
     from apiserver.storage.errors import NotFound
 
     class EmptyStorage:  # a dry run only asks whether the name is taken
