@@ -269,7 +269,8 @@ def _parse_text(text: str) -> Quantity:
     digits = int(numerator + denominator)
 
     # Kubernetes' int64 fast path: the value is exact and, when it already looks canonical, the
-    # original text is kept. Everything else is rounded up to 1e-9 and capped at 2^63-1.
+    # original text is kept. Everything else is rounded up to 1e-9 (binary-SI values are also capped
+    # at 2^63-1).
     fast, keep_text = False, False
     if format != BINARY_SI:
         scale = exponent - len(denominator)
@@ -299,9 +300,11 @@ def _parse_text(text: str) -> Quantity:
             nanos = 1
         else:
             nanos = _ceil_div(digits, 10**-power)
-    if not fast:
+    if not fast and format == BINARY_SI:
+        # Kubernetes caps only binary-SI values on its slow path; decimal ones stay exact, so
+        # printing and re-parsing never changes a value
         nanos = min(nanos, MAX_ALLOWED * NANO)
-        if format == BINARY_SI and 0 < nanos < NANO:
+        if 0 < nanos < NANO:
             format = DECIMAL_SI
     if not positive:
         nanos = -nanos

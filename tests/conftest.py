@@ -10,9 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdServer
+
+# CI runs the property tests with a fixed seed and no deadline, so a run is reproducible and a busy
+# machine cannot fail it; developers' runs keep exploring new examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 KUBECTL = os.environ.get("KUBEMINI_KUBECTL", "/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
 

@@ -47,7 +47,8 @@ REGEX_MESSAGE = "quantities must match the regular expression '^([+-]?[0-9.]+)([
         ("1E", "1E", DECIMAL_SI),
         ("1P", "1P", DECIMAL_SI),
         ("1234567890123456789", "1234567890123456789", DECIMAL_SI),
-        ("99999999999999999999", "9223372036854775807", DECIMAL_SI),  # capped at 2^63-1
+        ("99999999999999999999", "99999999999999999999", DECIMAL_SI),  # decimal values are not capped
+        ("99999999999999999999Ki", "9223372036854775807", BINARY_SI),  # binary ones are, at 2^63-1
         ("1Gi", "1Gi", BINARY_SI),
         ("500Mi", "500Mi", BINARY_SI),
         ("1024Mi", "1Gi", BINARY_SI),
