@@ -26,6 +26,7 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 BODY_TYPES = (JSON, YAML)
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -55,6 +56,11 @@ def decode_object(body: bytes, content_type: str) -> dict[str, Any]:
         data = _json(body)
     elif content_type in (YAML, "application/x-yaml", "text/yaml"):
         data = _yaml(body)
+    elif content_type == PROTOBUF:
+        raise api.StatusError(415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format - accepted media types include: "
+                              f"{JSON}, {YAML} (kubemini does not decode protobuf bodies, which `kubectl create "
+                              "<kind> NAME` sends; write a manifest and use `kubectl create -f` or `kubectl apply -f`)")
     else:
         raise api.unsupported_media_type(content_type, [JSON, YAML])
     if not isinstance(data, dict):
