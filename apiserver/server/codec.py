@@ -14,6 +14,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
+from apiserver.server import protobuf
 from machinery import errors as api
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
@@ -50,17 +51,16 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def decode_object(body: bytes, content_type: str) -> dict[str, Any]:
-    """A JSON or YAML object body (no content type means JSON); anything else is 415."""
+def decode_object(body: bytes, content_type: str, *, kind: str = "", api_version: str = "") -> dict[str, Any]:
+    """A JSON or YAML object body (no content type means JSON), or for a few kinds the protobuf
+    that kubectl's generators send (``kind``/``api_version`` say what the URL expects); anything
+    else is 415."""
     if content_type in ("", JSON, "text/plain", "*/*"):
         data = _json(body)
     elif content_type in (YAML, "application/x-yaml", "text/yaml"):
         data = _yaml(body)
     elif content_type == PROTOBUF:
-        raise api.StatusError(415, "UnsupportedMediaType",
-                              "the body of the request was in an unknown format - accepted media types include: "
-                              f"{JSON}, {YAML} (kubemini does not decode protobuf bodies, which `kubectl create "
-                              "<kind> NAME` sends; write a manifest and use `kubectl create -f` or `kubectl apply -f`)")
+        data = protobuf.decode(body, kind, api_version)
     else:
         raise api.unsupported_media_type(content_type, [JSON, YAML])
     if not isinstance(data, dict):

@@ -183,14 +183,14 @@ async def handle_watch(request: Request, target: Target) -> Response:
 async def handle_create(request: Request, target: Target) -> Response:
     store = target.store
     opts = write_options(request.query_params)
-    obj = await _read_object(request, opts)
+    obj = await _read_object(request, opts, target)
     created = await store.create(target.namespace, obj, opts)
     return _write_response(created, 201, opts)
 
 
 async def handle_update(request: Request, target: Target) -> Response:
     opts = write_options(request.query_params)
-    body = await _read_object(request, opts)
+    body = await _read_object(request, opts, target)
     stored, created = await target.store.update(
         target.namespace, target.name, lambda _current: copy.deepcopy(body), opts, subresource=target.subresource,
     )
@@ -237,9 +237,10 @@ async def handle_delete_collection(request: Request, target: Target) -> Response
                                 "metadata": {"resourceVersion": str(result.revision)}, "items": deleted})
 
 
-async def _read_object(request: Request, opts: WriteOptions) -> dict:
+async def _read_object(request: Request, opts: WriteOptions, target: Target) -> dict:
     body = await codec.read_body(request)
-    obj = codec.decode_object(body, codec.media_type(request))
+    info = target.store.info
+    obj = codec.decode_object(body, codec.media_type(request), kind=info.kind, api_version=info.api_version)
     if opts.field_validation != "Ignore" and codec.media_type(request) in ("", codec.JSON):
         from apiserver.schema.validate import duplicate_fields
 

@@ -536,3 +536,16 @@ def test_kubectl_exit_code_is_nonzero_for_missing_object(kubectl, namespace):
     assert result.returncode == 1
     assert result.stderr.strip() == 'Error from server (NotFound): pods "nope" not found', result.stderr
 
+
+
+def test_create_generators_that_send_protobuf(kubectl, namespace):
+    """kubectl create namespace|configmap|secret|serviceaccount POST protobuf bodies."""
+    name = namespace + "-gen"
+    assert f"namespace/{name} created" in kubectl("create", "namespace", name)
+    assert "configmap/cm created" in kubectl("-n", name, "create", "configmap", "cm", "--from-literal=a=b")
+    assert kubectl("-n", name, "get", "cm", "cm", "-o", "jsonpath={.data.a}") == "b"
+    assert "secret/s created" in kubectl("-n", name, "create", "secret", "generic", "s", "--from-literal=u=admin")
+    assert kubectl("-n", name, "get", "secret", "s", "-o", "jsonpath={.data.u}") == "YWRtaW4="
+    assert "serviceaccount/sa created" in kubectl("-n", name, "create", "serviceaccount", "sa")
+    refused = kubectl.run("-n", name, "create", "deployment", "d", "--image=nginx", check=False)
+    assert refused.returncode != 0 and "kubectl create -f" in refused.stderr
