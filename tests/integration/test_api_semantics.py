@@ -319,9 +319,13 @@ BAD_REQUESTS = {
         {"op": "replace", "path": "/data/a", "value": "changed"}]), 422, "Invalid", None),
     "merge-patch-missing": (lambda api, ns: api.patch(cm_path(ns, "missing"), headers=MERGE, json={
         "data": {"a": "b"}}), 404, "NotFound", 'configmaps "missing" not found'),
-    "protobuf": (lambda api, ns: _post_raw(api, ns, b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret",
-                                           "application/vnd.kubernetes.protobuf"),
-                 415, "UnsupportedMediaType", None),
+    # a ConfigMap whose metadata carries ownerReferences (field 13), which the protobuf decoder refuses
+    "protobuf": (lambda api, ns: _post_raw(
+        api, ns, b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x0a\x0a\x08\x0a\x01x\x6a\x03ref",
+        "application/vnd.kubernetes.protobuf"), 415, "UnsupportedMediaType", "field number 13"),
+    "protobuf-wrong-kind": (lambda api, ns: _post_raw(api, ns, b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret",
+                                                      "application/vnd.kubernetes.protobuf"),
+                            400, "BadRequest", "does not match the expected kind"),
     "bad-label-selector": (lambda api, ns: api.get(cm_path(ns), params={"labelSelector": "app in (a"}),
                            400, "BadRequest", None),
 }
