@@ -1,11 +1,12 @@
 """Decoding the Kubernetes protobuf request bodies that ``kubectl create <kind> NAME`` sends.
 
 kubectl's typed generators (``create namespace``, ``create configmap``, ``create secret generic``,
-``create serviceaccount``) POST ``application/vnd.kubernetes.protobuf``: the magic ``k8s\\0`` and a
-``runtime.Unknown`` message (field 1 TypeMeta, field 2 the object's own message bytes). Only the
-kinds below are understood, each with the fields of its message by field number (the numbers of
-Kubernetes' published API). A field outside this table is refused with a 415 rather than dropped,
-so nothing a client sent is silently lost.
+``create serviceaccount``, ``create deployment``) POST ``application/vnd.kubernetes.protobuf``:
+the magic ``k8s\\0`` and a ``runtime.Unknown`` message (field 1 TypeMeta, field 2 the object's own
+message bytes). Only the kinds below are understood, each with the fields of its message by field
+number (the numbers of Kubernetes' published API; for Deployments, the fields those generators
+fill). A field outside this table is refused with a 415 naming its path, rather than dropped, so
+nothing a client sent is silently lost. Go writes empty non-pointer fields; they are left out, as JSON's omitempty does.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from machinery import errors as api
 
 MAGIC = b"k8s\x00"
 
-# kinds of fields: s string, b bytes, i integer, t bool, T metav1.Time, ms map<string,string>,
-# mb map<string,bytes>, rs repeated string, or a nested message table
+# kinds of fields: s string, b bytes, i integer (0 = unset), i0 integer pointer (0 is a value), t bool,
+# T metav1.Time, ms map<string,string>, mb map<string,bytes>, mq map<string,Quantity>, rs repeated
+# string, - skipped, a nested message table, or [table] for a repeated message
 _TYPE_META = {1: ("apiVersion", "s"), 2: ("kind", "s")}
 _UNKNOWN = {1: ("typeMeta", _TYPE_META), 2: ("raw", "b"), 3: ("contentEncoding", "s"), 4: ("contentType", "s")}
 _OBJECT_META = {
@@ -28,7 +30,30 @@ _OBJECT_META = {
     9: ("deletionTimestamp", "T"), 10: ("deletionGracePeriodSeconds", "i"), 11: ("labels", "ms"),
     12: ("annotations", "ms"), 14: ("finalizers", "rs"),
 }
+_QUANTITY_MAP = "mq"  # map<string, Quantity{string = 1}>
+_LABEL_SELECTOR = {1: ("matchLabels", "ms")}
+_CONTAINER_PORT = {1: ("name", "s"), 2: ("hostPort", "i"), 3: ("containerPort", "i"), 4: ("protocol", "s"),
+                   5: ("hostIP", "s")}
+_RESOURCES = {1: ("limits", _QUANTITY_MAP), 2: ("requests", _QUANTITY_MAP)}
+_CONTAINER = {
+    1: ("name", "s"), 2: ("image", "s"), 3: ("command", "rs"), 4: ("args", "rs"), 5: ("workingDir", "s"),
+    6: ("ports", [_CONTAINER_PORT]), 8: ("resources", _RESOURCES), 13: ("terminationMessagePath", "s"),
+    14: ("imagePullPolicy", "s"), 16: ("stdin", "t"), 17: ("stdinOnce", "t"), 18: ("tty", "t"),
+    20: ("terminationMessagePolicy", "s"),
+}
+_POD_SPEC = {
+    2: ("containers", [_CONTAINER]), 3: ("restartPolicy", "s"), 6: ("dnsPolicy", "s"),
+    8: ("serviceAccountName", "s"), 9: ("serviceAccount", "s"), 10: ("nodeName", "s"), 11: ("hostNetwork", "t"),
+    12: ("hostPID", "t"), 13: ("hostIPC", "t"), 16: ("hostname", "s"), 17: ("subdomain", "s"),
+    19: ("schedulerName", "s"), 24: ("priorityClassName", "s"),
+}
+_POD_TEMPLATE = {1: ("metadata", _OBJECT_META), 2: ("spec", _POD_SPEC)}
+_DEPLOYMENT_SPEC = {1: ("replicas", "i0"), 2: ("selector", _LABEL_SELECTOR), 3: ("template", _POD_TEMPLATE),
+                    4: ("strategy", {1: ("type", "s")}), 5: ("minReadySeconds", "i"),
+                    6: ("revisionHistoryLimit", "i0"), 7: ("paused", "t"), 9: ("progressDeadlineSeconds", "i0")}
 KINDS: dict[str, dict[int, tuple[str, Any]]] = {
+    # status is the server's: a create resets it, so whatever a client encoded there is skipped
+    "Deployment": {1: ("metadata", _OBJECT_META), 2: ("spec", _DEPLOYMENT_SPEC), 3: ("status", "-")},
     "Namespace": {1: ("metadata", _OBJECT_META), 2: ("spec", {1: ("finalizers", "rs")}),
                   3: ("status", {1: ("phase", "s")})},
     "ConfigMap": {1: ("metadata", _OBJECT_META), 2: ("data", "ms"), 3: ("binaryData", "mb"), 4: ("immutable", "t")},
@@ -112,8 +137,22 @@ def _message(buf: memoryview, table: dict[int, tuple[str, Any]]) -> dict[str, An
         if entry is None:
             raise _Unsupported(f"field number {number}")
         name, kind = entry
+        try:
+            _field(out, name, kind, value)
+        except _Unsupported as exc:
+            raise _Unsupported(f"{exc} in {name}") from None
+    return out
+
+
+def _field(out: dict[str, Any], name: str, kind: Any, value: Any) -> None:
+    """Store one decoded field into ``out``."""
+    if kind != "-":
         if isinstance(kind, dict):
             out[name] = _message(value, kind)
+        elif isinstance(kind, list):  # repeated message
+            out.setdefault(name, []).append(_message(value, kind[0]))
+        elif kind == "i0":  # an integer pointer: zero is a value, not "unset"
+            out[name] = value - (1 << 64) if value >= 1 << 63 else value
         elif kind == "s":
             if len(value):
                 out[name] = bytes(value).decode()
@@ -123,16 +162,19 @@ def _message(buf: memoryview, table: dict[int, tuple[str, Any]]) -> dict[str, An
             if value:
                 out[name] = value - (1 << 64) if value >= 1 << 63 else value
         elif kind == "t":
-            out[name] = bool(value)
+            if value:
+                out[name] = True
         elif kind == "T":
             seconds = _message(value, {1: ("seconds", "i"), 2: ("nanos", "i")}).get("seconds", 0)
             if seconds:
                 out[name] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         elif kind == "rs":
             out.setdefault(name, []).append(bytes(value).decode())
+        elif kind == _QUANTITY_MAP:
+            entry_value = _message(value, {1: ("key", "s"), 2: ("value", {1: ("string", "s")})})
+            out.setdefault(name, {})[entry_value.get("key", "")] = (entry_value.get("value") or {}).get("string", "0")
         else:  # maps: repeated entries {1: key, 2: value}
             entry_value = _message(value, {1: ("key", "s"), 2: ("value", "b")})
             raw = entry_value.get("value", b"")
             decoded = raw.decode() if kind == "ms" else base64.b64encode(raw).decode()
             out.setdefault(name, {})[entry_value.get("key", "")] = decoded
-    return out

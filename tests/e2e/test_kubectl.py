@@ -539,7 +539,7 @@ def test_kubectl_exit_code_is_nonzero_for_missing_object(kubectl, namespace):
 
 
 def test_create_generators_that_send_protobuf(kubectl, namespace):
-    """kubectl create namespace|configmap|secret|serviceaccount POST protobuf bodies."""
+    """kubectl create namespace|configmap|secret|serviceaccount|deployment POST protobuf bodies."""
     name = namespace + "-gen"
     assert f"namespace/{name} created" in kubectl("create", "namespace", name)
     assert "configmap/cm created" in kubectl("-n", name, "create", "configmap", "cm", "--from-literal=a=b")
@@ -547,5 +547,12 @@ def test_create_generators_that_send_protobuf(kubectl, namespace):
     assert "secret/s created" in kubectl("-n", name, "create", "secret", "generic", "s", "--from-literal=u=admin")
     assert kubectl("-n", name, "get", "secret", "s", "-o", "jsonpath={.data.u}") == "YWRtaW4="
     assert "serviceaccount/sa created" in kubectl("-n", name, "create", "serviceaccount", "sa")
-    refused = kubectl.run("-n", name, "create", "deployment", "d", "--image=nginx", check=False)
+    assert "deployment.apps/web created" in kubectl("-n", name, "create", "deployment", "web", "--image=nginx:1.27",
+                                                     "--replicas=3", "--port=8080")
+    spec = kubectl("-n", name, "get", "deployment", "web", "-o",
+                   "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} "
+                   "{.spec.template.spec.containers[0].image} "
+                   "{.spec.template.spec.containers[0].ports[0].containerPort}")
+    assert spec == "3 web nginx:1.27 8080"
+    refused = kubectl.run("-n", name, "create", "job", "j", "--image=busybox", check=False)
     assert refused.returncode != 0 and "kubectl create -f" in refused.stderr

@@ -65,7 +65,7 @@ def test_unknown_fields_are_refused_not_dropped():
 
 def test_other_kinds_and_bad_bodies():
     with pytest.raises(errors.StatusError) as err:
-        decode(envelope("Deployment", b""), "Deployment", "apps/v1")
+        decode(envelope("Job", b""), "Job", "batch/v1")
     assert err.value.code == 415 and "kubectl create -f" in err.value.message
     with pytest.raises(errors.StatusError) as err:
         decode(b"not protobuf", "ConfigMap", "v1")
@@ -76,3 +76,26 @@ def test_other_kinds_and_bad_bodies():
     with pytest.raises(errors.StatusError) as err:
         decode(envelope("Secret", b""), "ConfigMap", "v1")
     assert err.value.code == 400
+
+
+def test_deployment_with_a_container_and_zero_replicas():
+    container = field(1, b"c") + field(2, b"nginx") + field(6, field(3, 80)) + field(16, 0)
+    template = field(1, field(11, entry("app", b"web"))) + field(2, field(2, container) + field(8, b""))
+    spec = field(1, 0) + field(2, field(1, entry("app", b"web"))) + field(3, template) + field(5, 0)
+    out = decode(envelope("Deployment", field(1, field(1, b"web")) + field(2, spec) + field(3, field(1, 0))),
+                 "Deployment", "apps/v1")
+    assert out["spec"] == {
+        "replicas": 0,  # a pointer field: zero is a value
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}},
+    }
+    assert "status" not in out
+
+
+def test_a_refused_field_is_named_with_its_path():
+    container = field(1, b"c") + field(99, b"x")
+    spec = field(3, field(2, field(2, container)))
+    with pytest.raises(errors.StatusError) as err:
+        decode(envelope("Deployment", field(2, spec)), "Deployment", "apps/v1")
+    assert "field number 99 in containers in spec in template in spec" in err.value.message
