@@ -379,11 +379,7 @@ class ResourceStore(DeletionMixin):
         gvk = (self.info.group, self.info.version, self.info.kind)
         unknown = schema.unknown_fields(obj, gvk)
         if unknown:
-            if opts.field_validation == "Strict":
-                raise api.bad_request(
-                    "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
-            if opts.field_validation == "Warn":
-                opts.warnings.extend(f'unknown field "{p}"' for p in unknown)
+            schema.report_field_problems(schema.strict_problems(unknown, []), opts.field_validation, opts.warnings)
             schema.prune_unknown(obj, gvk)
         errs = schema.validate_object(obj, gvk)
         if not errs:

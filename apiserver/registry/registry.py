@@ -1,8 +1,7 @@
 """The set of served resources: a :class:`ResourceStore` and a watch cache per resource.
 
-Built once at start-up from :data:`apiserver.resources.BUILTIN_RESOURCES`; custom resources are
-added at run time through :meth:`Registry.add`. The HTTP layer looks resources up here by
-group/version/plural and never touches storage directly.
+Built once at start-up from :data:`apiserver.resources.BUILTIN_RESOURCES`. The HTTP layer looks
+resources up here by group/version/plural and never touches storage directly.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ class Registry:
         self._ns_cache = self._make_cache(ns_info)
         self.namespaces = NamespaceLookup(storage, self._ns_cache, ns_info.storage_prefix)
         for info in resources:
-            self.add(info, start=False)
+            self._add(info)
 
     def _make_cache(self, info: ResourceInfo) -> WatchCache | None:
         if not self.watch_cache:
@@ -53,26 +52,18 @@ class Registry:
             capacity=self.cache_capacity, bookmark_interval=self.bookmark_interval,
         )
 
-    def add(self, info: ResourceInfo, *, start: bool = True, strategy=None) -> ResourceStore:
+    def _add(self, info: ResourceInfo) -> None:
+        """Serve ``info``; its cache is filled by :meth:`start`."""
         is_ns = info.resource == "namespaces" and info.group == ""
         cache = self._ns_cache if is_ns else self._make_cache(info)
         store = ResourceStore(
-            info, strategy or strategy_for(info), self.storage, cache,
+            info, strategy_for(info), self.storage, cache,
             None if not info.namespaced else self.namespaces,
         )
         if info.group == "" and info.resource == "services":
             store.allocator = ServiceAllocator(self.storage)
         self._by_gvr[(info.group, info.version, info.resource)] = store
         self._resources.append(info)
-        if start and cache is not None:
-            asyncio.get_running_loop().create_task(cache.start())
-        return store
-
-    def remove(self, info: ResourceInfo) -> None:
-        store = self._by_gvr.pop((info.group, info.version, info.resource), None)
-        self._resources = [r for r in self._resources if r != info]
-        if store is not None and store.cache is not None:
-            asyncio.get_running_loop().create_task(store.cache.stop())
 
     def get(self, group: str, version: str, resource: str) -> ResourceStore | None:
         return self._by_gvr.get((group, version, resource))

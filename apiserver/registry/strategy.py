@@ -129,9 +129,6 @@ class StatusStrategy:
             hook(new, old)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        return self.validate_status(new, old)
-
-    def validate_status(self, new: Obj, old: Obj) -> list[FieldError]:
         validate_status = getattr(self.main, "validate_status_update", None)
         return validate_status(new, old) if validate_status else []
 

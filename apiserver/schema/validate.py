@@ -414,3 +414,14 @@ def strict_problems(unknown: list[str], duplicates: list[str]) -> list[str]:
 def strict_decoding_error(problems: list[str]) -> StatusError:
     """The 400 for ``fieldValidation=Strict``: ``strict decoding error: unknown field "x", ...``."""
     return errors.bad_request("strict decoding error: " + ", ".join(problems))
+
+
+def report_field_problems(problems: list[str], field_validation: str, warnings: list[str]) -> None:
+    """Apply ``fieldValidation`` to unknown/duplicate-field problems: Strict raises the 400, Warn
+    adds them to ``warnings`` (sent as Warning headers), Ignore drops them."""
+    if not problems:
+        return
+    if field_validation == "Strict":
+        raise strict_decoding_error(problems)
+    if field_validation == "Warn":
+        warnings.extend(problems)

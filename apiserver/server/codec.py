@@ -26,7 +26,6 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
-BODY_TYPES = (JSON, YAML)
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -146,35 +146,36 @@ def _message(buf: memoryview, table: dict[int, tuple[str, Any]]) -> dict[str, An
 
 def _field(out: dict[str, Any], name: str, kind: Any, value: Any) -> None:
     """Store one decoded field into ``out``."""
-    if kind != "-":
-        if isinstance(kind, dict):
-            out[name] = _message(value, kind)
-        elif isinstance(kind, list):  # repeated message
-            out.setdefault(name, []).append(_message(value, kind[0]))
-        elif kind == "i0":  # an integer pointer: zero is a value, not "unset"
+    if kind == "-":
+        return
+    if isinstance(kind, dict):
+        out[name] = _message(value, kind)
+    elif isinstance(kind, list):  # repeated message
+        out.setdefault(name, []).append(_message(value, kind[0]))
+    elif kind == "i0":  # an integer pointer: zero is a value, not "unset"
+        out[name] = value - (1 << 64) if value >= 1 << 63 else value
+    elif kind == "s":
+        if len(value):
+            out[name] = bytes(value).decode()
+    elif kind == "b":
+        out[name] = bytes(value)
+    elif kind == "i":
+        if value:
             out[name] = value - (1 << 64) if value >= 1 << 63 else value
-        elif kind == "s":
-            if len(value):
-                out[name] = bytes(value).decode()
-        elif kind == "b":
-            out[name] = bytes(value)
-        elif kind == "i":
-            if value:
-                out[name] = value - (1 << 64) if value >= 1 << 63 else value
-        elif kind == "t":
-            if value:
-                out[name] = True
-        elif kind == "T":
-            seconds = _message(value, {1: ("seconds", "i"), 2: ("nanos", "i")}).get("seconds", 0)
-            if seconds:
-                out[name] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        elif kind == "rs":
-            out.setdefault(name, []).append(bytes(value).decode())
-        elif kind == _QUANTITY_MAP:
-            entry_value = _message(value, {1: ("key", "s"), 2: ("value", {1: ("string", "s")})})
-            out.setdefault(name, {})[entry_value.get("key", "")] = (entry_value.get("value") or {}).get("string", "0")
-        else:  # maps: repeated entries {1: key, 2: value}
-            entry_value = _message(value, {1: ("key", "s"), 2: ("value", "b")})
-            raw = entry_value.get("value", b"")
-            decoded = raw.decode() if kind == "ms" else base64.b64encode(raw).decode()
-            out.setdefault(name, {})[entry_value.get("key", "")] = decoded
+    elif kind == "t":
+        if value:
+            out[name] = True
+    elif kind == "T":
+        seconds = _message(value, {1: ("seconds", "i"), 2: ("nanos", "i")}).get("seconds", 0)
+        if seconds:
+            out[name] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif kind == "rs":
+        out.setdefault(name, []).append(bytes(value).decode())
+    elif kind == _QUANTITY_MAP:
+        entry_value = _message(value, {1: ("key", "s"), 2: ("value", {1: ("string", "s")})})
+        out.setdefault(name, {})[entry_value.get("key", "")] = (entry_value.get("value") or {}).get("string", "0")
+    else:  # maps: repeated entries {1: key, 2: value}
+        entry_value = _message(value, {1: ("key", "s"), 2: ("value", "b")})
+        raw = entry_value.get("value", b"")
+        decoded = raw.decode() if kind == "ms" else base64.b64encode(raw).decode()
+        out.setdefault(name, {})[entry_value.get("key", "")] = decoded

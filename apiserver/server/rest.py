@@ -20,6 +20,7 @@ from apiserver.registry.errors import interpret
 from apiserver.registry.generic import ResourceStore
 from apiserver.registry.options import WriteOptions
 from apiserver.registry.registry import Registry
+from apiserver.schema import validate as schema
 from apiserver.server import codec, subresources, tables
 from apiserver.server.params import delete_options, list_options, truthy, write_options
 from apiserver.server.patch import patch_transform
@@ -36,10 +37,6 @@ class Target:
     namespace: str | None
     name: str | None
     subresource: str = ""
-
-    @property
-    def verb_scope(self) -> str:
-        return "item" if self.name else "collection"
 
 
 def resolve(registry: Registry, group: str, version: str, path: str) -> Target:
@@ -242,14 +239,8 @@ async def _read_object(request: Request, opts: WriteOptions, target: Target) -> 
     info = target.store.info
     obj = codec.decode_object(body, codec.media_type(request), kind=info.kind, api_version=info.api_version)
     if opts.field_validation != "Ignore" and codec.media_type(request) in ("", codec.JSON):
-        from apiserver.schema.validate import duplicate_fields
-
-        duplicates = duplicate_fields(body)
-        if duplicates:
-            if opts.field_validation == "Strict":
-                raise api.bad_request("strict decoding error: "
-                                      + ", ".join(f'duplicate field "{d}"' for d in duplicates))
-            opts.warnings.extend(f'duplicate field "{d}"' for d in duplicates)
+        problems = schema.strict_problems([], schema.duplicate_fields(body))
+        schema.report_field_problems(problems, opts.field_validation, opts.warnings)
     return obj
 
 

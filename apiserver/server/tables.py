@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from apiserver.registry.generic import ResourceStore
-from apiserver.registry.printers import column_definitions, printer_for, table
+from apiserver.registry.printers import printer_for, table
 from machinery import errors as api
 
 INCLUDE_OBJECT = ("", "None", "Metadata", "Object")
@@ -31,7 +31,3 @@ def table_for(request: Request, store: ResourceStore, objs: list[dict], *, revis
     if not with_columns:
         result["columnDefinitions"] = None
     return result
-
-
-def columns_for(store: ResourceStore) -> list[dict]:
-    return column_definitions(printer_for(store.info.group, store.info.kind))

@@ -102,7 +102,6 @@ class CacheWatcher:
         self.predicate = predicate
         self.allow_bookmarks = allow_bookmarks
         self.queue_limit = queue_limit
-        self.last_revision = 0
         self.min_revision = 0  # deliveries at or below this revision were already seen by the client
         self.last_bookmark = time.monotonic()
         self.closed = False
@@ -122,7 +121,6 @@ class CacheWatcher:
             self.close()
             return
         self._items.append(item)
-        self.last_revision = item.revision
         self._wake.set()
 
     def preload(self, items: list[Delivery]) -> None:
@@ -413,7 +411,6 @@ class WatchCache:
             watcher.min_revision = revision
         else:
             watcher.preload([item for item in self._replay(watcher, revision) if item is not None])
-        watcher.last_revision = max(revision, self.revision)
         if namespace is None or not self.namespaced:
             self._watchers_all.add(watcher)
         else:
@@ -441,9 +438,6 @@ class WatchCache:
         for watcher in self._all_watchers():
             if watcher.allow_bookmarks and now - watcher.last_bookmark >= self.bookmark_interval:
                 watcher.bookmark(self.revision)
-
-    def watcher_count(self) -> int:
-        return len(self._watchers_all) + sum(len(ws) for ws in self._watchers_by_ns.values())
 
     def _all_watchers(self) -> list[CacheWatcher]:
         return [*self._watchers_all, *(w for ws in self._watchers_by_ns.values() for w in ws)]
