@@ -13,7 +13,7 @@ import sys
 import uvicorn
 
 from apiserver.server.app import ResourceFastPath, ServerConfig, create_app
-from apiserver.server.logs import configure_logging
+from machinery.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

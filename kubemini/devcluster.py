@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from kubemini.apiserverproc import ApiServerProcess, ApiServerStartError, write_kubeconfig
+from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError
+from kubemini.process import ComponentStartError
 
 
 def _alive(pid: int) -> bool:
@@ -63,7 +64,7 @@ def up(data_dir: Path, port: int) -> int:
     api = ApiServerProcess([etcd.endpoint], data_dir / "logs", port=port)
     try:
         api.start()
-    except ApiServerStartError as exc:
+    except ComponentStartError as exc:
         etcd.stop()
         print(f"the API server failed: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
+from kubemini.controllermanagerproc import ControllerManagerProcess
 from kubemini.etcdserver import EtcdServer
 
 # CI runs the property tests with a fixed seed and no deadline, so a run is reproducible and a busy
@@ -44,6 +45,15 @@ def apiserver(etcd, tmp_path_factory):
 @pytest.fixture(scope="session")
 def kubeconfig(apiserver, tmp_path_factory) -> Path:
     return write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", apiserver.url)
+
+
+@pytest.fixture(scope="session")
+def controller_manager(kubeconfig, tmp_path_factory):
+    """One controller-manager process (all controllers) against the session's API server."""
+    proc = ControllerManagerProcess(kubeconfig, tmp_path_factory.mktemp("controller-manager"))
+    proc.start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture

@@ -473,6 +473,10 @@ class ResourceStore(DeletionMixin):
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and wanted_rv != old_meta.get("resourceVersion"):
             raise api.conflict(self.info.resource, meta["name"], api.OBJECT_MODIFIED, self.info.group)
+        wanted_uid = meta.get("uid")
+        if wanted_uid and wanted_uid != old_meta.get("uid"):  # a uid in the body is a precondition
+            raise api.conflict(self.info.resource, meta["name"], f"Precondition failed: UID in precondition: "
+                               f"{wanted_uid}, UID in object meta: {old_meta.get('uid', '')}", self.info.group)
         self._apply_schema(desired, opts)
         if subresource == "status":
             self.status_strategy.prepare_for_update(desired, current)

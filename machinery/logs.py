@@ -1,4 +1,4 @@
-"""Structured logging for kubemini processes: text (key facts first) or one JSON object per line."""
+"""Structured logging for every kubemini process: text (key facts first) or one JSON object per line."""
 
 from __future__ import annotations
 

@@ -1,0 +1,103 @@
+"""The controller manager: builds the enabled controllers, leads (optionally) and runs them together.
+
+Controllers register here by ``NAME``. The manager owns what they share — one API client, one
+shared informer factory (one list+watch per resource for the whole process), a clock — and gives
+each its own event recorder (``<name>-controller``, as kube-controller-manager's events read). With
+leader election, controllers run only while this process holds the ``kube-system/kube-controller-manager``
+Lease; losing it stops them and ends :func:`run_manager` with :class:`LeadershipLost`, so the process exits
+and a supervisor restarts it as a candidate (what kube-controller-manager does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from controllers.controller import Controller, ControllerContext
+from controllers.deployment import DeploymentController
+from controllers.garbagecollector import GarbageCollector
+from controllers.metrics import LEADER, QUEUES
+from controllers.namespace import NamespaceController
+from controllers.replicaset import ReplicaSetController
+from controllers.serviceaccount import ServiceAccountsController
+from machinery.client import ApiClient
+from machinery.clock import REAL_CLOCK, Clock
+from machinery.events import EventRecorder
+from machinery.informer import SharedInformerFactory
+from machinery.leaderelection import LeaderElectionConfig, LeaderElector, LeadershipLost
+
+log = logging.getLogger(__name__)
+
+CONTROLLERS: dict[str, type[Controller]] = {
+    cls.NAME: cls for cls in (
+        ReplicaSetController, DeploymentController, GarbageCollector, NamespaceController,
+        ServiceAccountsController,
+    )
+}
+
+
+def select_controllers(spec: Sequence[str]) -> list[type[Controller]]:
+    """kube-controller-manager's --controllers: ``*`` (all), ``name`` (enable), ``-name`` (disable)."""
+    wanted = list(spec) or ["*"]
+    unknown = [n.lstrip("-") for n in wanted if n != "*" and n.lstrip("-") not in CONTROLLERS]
+    if unknown:
+        raise ValueError(f"unknown controller(s): {', '.join(unknown)}; known: {', '.join(sorted(CONTROLLERS))}")
+    enabled = set(CONTROLLERS) if "*" in wanted else set()
+    enabled |= {n for n in wanted if n != "*" and not n.startswith("-")}
+    enabled -= {n[1:] for n in wanted if n.startswith("-")}
+    return [cls for name, cls in CONTROLLERS.items() if name in enabled]
+
+
+class ControllerManager:
+    def __init__(self, client: ApiClient, controllers: Iterable[type[Controller]], *, clock: Clock = REAL_CLOCK,
+                 workers: dict[str, int] | None = None, resync_period: float = 0.0) -> None:
+        self.client = client
+        self.classes = list(controllers)
+        self.clock = clock
+        self.workers = workers or {}
+        self.resync_period = resync_period
+        self.running: list[Controller] = []
+
+    async def run_controllers(self) -> None:
+        """Build every controller, start the informers they asked for and run them until cancelled."""
+        informers = SharedInformerFactory(self.client, resync_period=self.resync_period, clock=self.clock)
+        recorders: list[EventRecorder] = []
+        self.running = []
+        for cls in self.classes:
+            recorder = EventRecorder(self.client, f"{cls.NAME}-controller", clock=self.clock)
+            recorders.append(recorder)
+            controller = cls(ControllerContext(self.client, informers, recorder, self.clock))
+            controller.queue.on_work_duration = QUEUES.register(controller.queue)
+            self.running.append(controller)
+        informers.start()
+        log.info("starting controllers: %s", ", ".join(c.NAME for c in self.running))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for recorder in recorders:
+                    tasks.create_task(recorder.run(), name=f"events {recorder.component}")
+                for controller in self.running:
+                    tasks.create_task(controller.run(self.workers.get(controller.NAME)), name=controller.NAME)
+        finally:
+            await informers.stop()
+
+    async def run(self, election: LeaderElectionConfig | None = None) -> LeadershipLost | None:
+        if election is None:
+            await self.run_controllers()
+            return None
+        elector = LeaderElector(self.client, election, self.clock,
+                                on_new_leader=lambda who: log.info("the leader is now %s", who))
+        LEADER.labels("kube-controller-manager").set(0)
+        log.info("waiting to lead %s/%s as %s", election.lease_namespace, election.lease_name, election.identity)
+
+        async def lead() -> None:
+            LEADER.labels("kube-controller-manager").set(1)
+            try:
+                await self.run_controllers()
+            finally:
+                LEADER.labels("kube-controller-manager").set(0)
+
+        return await elector.run(lead)
+
+    def synced(self) -> bool:
+        return bool(self.running) and all(c.synced() for c in self.running)

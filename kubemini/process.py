@@ -1,0 +1,110 @@
+"""A kubemini component running as a child process: command line, log file, readiness, clean stop.
+
+Every component (API server, controller-manager, later scheduler and kubelet) is started the same
+way by tests, benchmarks, ``make up`` and ``kubemini up``: spawn it in its own session with output
+to ``<log_dir>/<name>.log``, poll its readiness URL until it answers 200, and stop it with SIGTERM
+then SIGKILL after a grace period. A component that exits or is not ready in time raises
+:class:`ComponentStartError` carrying the last lines of its log. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Self
+
+
+class ComponentStartError(RuntimeError):
+    """The component exited or did not become ready; the message carries its log tail."""
+
+
+class ComponentProcess:
+    """Subclasses provide :meth:`command`, :attr:`name` and :attr:`ready_url`."""
+
+    name = "component"
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self._proc: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def ready_url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self._proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ComponentStartError(f"the {self.name} exited with {self._proc.returncode}:\n{self.log_tail()}")
+            if self.ready():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ComponentStartError(f"the {self.name} was not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process to exit by itself; returns its exit status."""
+        assert self._proc is not None, f"the {self.name} was never started"
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, as far as others can tell)."""
+        if self.running():
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
