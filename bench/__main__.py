@@ -7,7 +7,9 @@ Starts a private etcd and API server (child processes, random ports), then print
 2. watch delivery latency p50/p99 with 1,000 watchers while 200 writes/s happen (target p99 <= 100 ms);
 3. LIST of 10,000 pods from the watch cache (resourceVersion=0) and consistently (from etcd), p50,
    and the ratio to a raw etcd range of the same keys;
-4. API server RSS at rest and with 10,000 pods.
+4. API server RSS at rest and with 10,000 pods;
+5. the controller-manager: a Deployment of 1,000 replicas to 1,000 pod objects and back to 0 (seconds,
+   and the pod write rate achieved as a ratio of the raw etcd put rate of 1.).
 
 Nothing here asserts: numbers are printed, with the machine they came from.
 """
@@ -29,8 +31,9 @@ import uvloop
 
 from apiserver.__main__ import GC_THRESHOLDS
 from apiserver.storage.etcd import EtcdClient, prefix_range_end
+from bench.controllers import bench_deployment
 from bench.rawhttp import Connection
-from kubemini.apiserverproc import ApiServerProcess
+from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdServer
 
 CONCURRENCY = 64
@@ -260,12 +263,20 @@ async def main_async(args) -> None:
                   f"p99 {creates['create_p99_ms']:.1f} ms), "
                   f"ratio {creates['creates_per_s'] / creates['etcd_puts_per_s']:.2f}"
                   f" (target >= 0.6); pod size {creates['pod_bytes']} bytes")
+            raw_puts = creates["etcd_puts_per_s"]
             lists = await bench_list(etcd.endpoint, host, port, args.list_rounds, args.creates)
             print(f"list of {args.creates} pods: cache p50 {lists['cache_p50_ms']:.0f} ms, consistent p50 "
                   f"{lists['consistent_p50_ms']:.0f} ms, raw etcd range p50 {lists['raw_etcd_p50_ms']:.0f} ms, "
                   f"ratios {lists['cache_p50_ms'] / lists['raw_etcd_p50_ms']:.2f} / "
                   f"{lists['consistent_p50_ms'] / lists['raw_etcd_p50_ms']:.2f}")
             print(f"rss: at rest {rest_rss:.0f} MiB, with {args.creates} pods {rss_mb(api.pid):.0f} MiB")
+            kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
+            deploy = await bench_deployment(api.url, kubeconfig, Path(tmp), args.replicas)
+            up_rate, down_rate = deploy["creates_per_s"], deploy["deletes_per_s"]
+            print(f"deployment of {deploy['replicas']} replicas: all pods in {deploy['up_s']:.1f} s "
+                  f"({up_rate:.0f} pod creates/s, ratio {up_rate / raw_puts:.2f} of raw etcd puts/s); "
+                  f"scaled to 0 in {deploy['down_s']:.1f} s ({down_rate:.0f} pod deletes/s, "
+                  f"ratio {down_rate / raw_puts:.2f})")
             watch = await bench_watch(host, port, args.watchers, args.rate, args.seconds)
             print(f"watch: {watch['watchers']} watchers x {watch['writes']} writes at {args.rate}/s: "
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
@@ -281,6 +292,8 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=1000, help="concurrent watchers (default: %(default)s)")
     parser.add_argument("--rate", type=int, default=200, help="writes/s during the watch test (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=10.0, help="watch test duration (default: %(default)s)")
+    parser.add_argument("--replicas", type=int, default=1000,
+                        help="replicas of the controller benchmark's Deployment (default: %(default)s)")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

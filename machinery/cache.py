@@ -74,6 +74,10 @@ class Indexer:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __iter__(self):
+        """Iterate over keys (a snapshot, so the store may change meanwhile)."""
+        return iter(list(self._items))
+
     def __contains__(self, key: str) -> bool:
         return key in self._items
 
