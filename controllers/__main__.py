@@ -96,18 +96,19 @@ async def _serve(config, controllers, workers, election, args) -> int:
         manager = ControllerManager(client, controllers, workers=workers, resync_period=args.min_resync_period)
         server = ComponentServer(REGISTRY, host=args.bind_address, port=args.port,
                                  checks={"informer-sync": lambda: election is not None or manager.synced()})
-        log.info("controller-manager pid %d talking to %s", os.getpid(), config.server)
         try:
-            async with asyncio.TaskGroup() as tasks:
-                serving = tasks.create_task(server.serve(), name="component server")
-                managing = tasks.create_task(manager.run(election), name="controller manager")
-                stopping = tasks.create_task(stop.wait(), name="signals")
-                await asyncio.wait({serving, managing, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (serving, managing, stopping):
-                    task.cancel()
-        except* OSError as group:
-            log.error("%s", group.exceptions[0])
+            server.bind()
+        except OSError as exc:
+            log.error("%s", exc)
             return 1
+        log.info("controller-manager pid %d talking to %s", os.getpid(), config.server)
+        async with asyncio.TaskGroup() as tasks:
+            serving = tasks.create_task(server.serve(), name="component server")
+            managing = tasks.create_task(manager.run(election), name="controller manager")
+            stopping = tasks.create_task(stop.wait(), name="signals")
+            await asyncio.wait({serving, managing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (serving, managing, stopping):
+                task.cancel()
     if stop.is_set():
         log.info("stopped")
         return 0

@@ -27,6 +27,7 @@ class ComponentServer:
         self.port = port
         self.checks: dict[str, HealthCheck] = dict(checks or {})
         self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -44,8 +45,8 @@ class ComponentServer:
         else:
             await _respond(send, 404, b"404 page not found\n", "text/plain; charset=utf-8")
 
-    async def serve(self) -> None:
-        """Serve until cancelled. The port is bound first so a clash is reported as such."""
+    def bind(self) -> None:
+        """Bind the port now, so that a clash is reported (OSError naming the port) before anything starts."""
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -55,6 +56,13 @@ class ComponentServer:
             raise OSError(f"cannot listen on {self.host}:{self.port} for /healthz and /metrics: {exc.strerror}; "
                           "choose another --port") from exc
         self.port = sock.getsockname()[1]
+        self._socket = sock
+
+    async def serve(self) -> None:
+        """Serve until cancelled (binding first if :meth:`bind` was not called)."""
+        if self._socket is None:
+            self.bind()
+        sock = self._socket
         config = uvicorn.Config(self, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # the component owns signals
@@ -63,6 +71,7 @@ class ComponentServer:
             await self._server.serve(sockets=[sock])
         finally:
             sock.close()
+            self._socket = None
 
 
 def _passes(check: HealthCheck) -> bool:
