@@ -191,7 +191,7 @@ class WorkQueue(Generic[T]):
 
     def _stop_accepting(self) -> None:
         self._shutting_down = True
-        pass  # getters re-check: they take queued items or raise QueueShutDown
+        self._resolve(self._getters)  # getters re-check: they take queued items or raise QueueShutDown
         self._waiting.clear()
         self._deadlines.clear()
         if self._waiting_task is not None:

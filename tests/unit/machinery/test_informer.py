@@ -152,8 +152,9 @@ async def test_resync_replays_every_object_as_an_update():
     informer.add_event_handler(on_update=lambda old, new: updates.append(new["metadata"]["name"]))
     task = asyncio.create_task(informer.run())
     await informer.wait_for_sync()
-    while api.clock.sleepers == 0:
+    for _ in range(5):  # let the resync loop go to sleep on the fake clock
         await asyncio.sleep(0)
+    assert api.clock.sleepers == 1
     api.clock.advance(30)
     for _ in range(5):
         await asyncio.sleep(0)
