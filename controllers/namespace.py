@@ -41,7 +41,7 @@ from controllers.controller import Controller, ControllerContext
 from machinery.client import NAMESPACES, PODS, Resource
 from machinery.client.resources import resources_from_discovery
 from machinery.errors import StatusError, is_conflict, is_not_found
-from machinery.meta import deep_copy, name_of, parse_rfc3339
+from machinery.meta import deep_copy, format_rfc3339, name_of, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class NamespaceController(Controller):
                 outcome = err.outcome
             report.estimate = max(report.estimate, outcome.estimate)
             if outcome.remaining:
-                report.remaining[resource.qualified if resource.group else f"{resource.plural}."] += outcome.remaining
+                report.remaining[f"{resource.plural}.{resource.group}"] += outcome.remaining
                 report.finalizers.update(outcome.finalizers)
         return report
 
@@ -217,7 +217,7 @@ class NamespaceController(Controller):
         """Delete ``resource``'s objects in ``namespace`` and say what remains and for how long."""
         estimate = 0
         try:
-            if resource == PODS or (resource.group, resource.plural) == ("", "pods"):
+            if (resource.group, resource.plural) == ("", "pods"):
                 estimate = await self.estimate_pod_termination(namespace, elapsed)
             if "deletecollection" in resource.verbs:
                 await self.client.delete_collection(resource, namespace, propagation_policy="Background")
@@ -262,7 +262,8 @@ class NamespaceController(Controller):
     async def update_conditions(self, namespace: Obj, report: ContentReport) -> Obj:
         """Write the deletion conditions through the status subresource, only when they changed."""
         existing = (namespace.get("status") or {}).get("conditions") or []
-        merged, changed = merge_conditions(existing, desired_conditions(report), _now(self))
+        merged, changed = merge_conditions(existing, desired_conditions(report),
+                                           format_rfc3339(self.clock.now()))
         if not changed:
             return namespace
         updated = deep_copy(namespace)
@@ -383,7 +384,3 @@ def _aggregate(messages: Iterable[str]) -> str:
     return unique[0] if len(unique) == 1 else f"[{', '.join(unique)}]"
 
 
-def _now(controller: Controller) -> str:
-    from machinery.meta import format_rfc3339
-
-    return format_rfc3339(controller.clock.now())
