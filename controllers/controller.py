@@ -28,6 +28,10 @@ from machinery.workqueue import QueueShutDown, WorkQueue
 log = logging.getLogger(__name__)
 
 
+class RetryError(Exception):
+    """An expected, transient reason to try a key again later (logged without a traceback)."""
+
+
 @dataclass
 class ControllerContext:
     """What the manager gives every controller: one client, one informer factory, one recorder, one clock."""
@@ -108,7 +112,7 @@ class Controller:
 
 def _expected(exc: Exception) -> bool:
     """API errors (conflicts, not found…) are part of life; anything else deserves a traceback."""
-    return isinstance(exc, StatusError)
+    return isinstance(exc, StatusError | RetryError)
 
 
 def _describe(exc: Exception) -> str:

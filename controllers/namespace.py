@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controllers.controller import Controller, ControllerContext
+from controllers.controller import Controller, ControllerContext, RetryError
 from machinery.client import NAMESPACES, PODS, Resource
 from machinery.client.resources import resources_from_discovery
 from machinery.errors import StatusError, is_conflict, is_not_found
@@ -98,7 +98,7 @@ class ContentReport:
         return _aggregate([self.discovery_failure, *self.parsing_failures, *self.content_errors])
 
 
-class NamespaceDeletionError(Exception):
+class NamespaceDeletionError(RetryError):
     """A pass could not delete everything it should have (retried with the queue's backoff)."""
 
 

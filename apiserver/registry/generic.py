@@ -339,11 +339,11 @@ class ResourceStore(DeletionMixin):
             raise api.not_found("namespaces", namespace)
         terminating = (ns.get("status") or {}).get("phase") == "Terminating"
         if (ns.get("metadata") or {}).get("deletionTimestamp") or terminating:
-            raise api.forbidden_error(
-                self.info.resource, "",
-                f"unable to create new content in namespace {namespace} because it is being terminated",
-                self.info.group,
-            )
+            message = f"unable to create new content in namespace {namespace} because it is being terminated"
+            error = api.forbidden_error(self.info.resource, "", message, self.info.group)
+            error.details["causes"] = [{"reason": "NamespaceTerminating", "message": message,
+                                        "field": "metadata.namespace"}]
+            raise error
 
     def _check_kind(self, obj: Obj) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")

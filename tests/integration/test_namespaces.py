@@ -64,6 +64,9 @@ def test_a_finalizer_keeps_the_namespace_terminating_until_it_is_removed(api, na
     assert ns["status"]["phase"] == "Terminating" and "kubernetes" in ns["spec"]["finalizers"]
     assert gone(api, f"/api/v1/namespaces/{namespace}/configmaps/free")
     assert api.get(f"/api/v1/namespaces/{namespace}/configmaps/held").json()["metadata"]["deletionTimestamp"]
+    refused = api.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "late"}})
+    assert refused.status_code == 403
+    assert refused.json()["details"]["causes"][0]["reason"] == "NamespaceTerminating"
 
     resp = api.patch(f"/api/v1/namespaces/{namespace}/configmaps/held", headers=MERGE,
                      json={"metadata": {"finalizers": None}})
