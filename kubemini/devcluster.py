@@ -1,8 +1,8 @@
-"""``make up`` / ``make down``: etcd and the API server in the background, on one machine.
+"""``make up`` / ``make down``: etcd, the API server and the controller-manager in the background.
 
-A stand-in for ``kubemini up`` until the whole cluster (controllers, scheduler, kubelet) exists:
-it starts etcd and one API server as detached processes, writes ``<data-dir>/kubeconfig`` and
-prints how to use it. State (pids, logs, etcd data) lives in the data dir.
+A stand-in for ``kubemini up`` until the whole cluster (scheduler, kubelet) exists: it starts etcd,
+one API server and the controller-manager as detached processes, writes ``<data-dir>/kubeconfig``
+and prints how to use it. State (pids, logs, etcd data) lives in the data dir.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
+from kubemini.controllermanagerproc import ControllerManagerProcess
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError
 from kubemini.process import ComponentStartError
 
@@ -69,9 +70,19 @@ def up(data_dir: Path, port: int) -> int:
         print(f"the API server failed: {exc}", file=sys.stderr)
         return 1
     print(f"  API server ready at {api.url} ({time.monotonic() - started:.1f}s)")
-    state_file.write_text(json.dumps({"apiserver": api.pid, "etcd": etcd.pid}))
     kubeconfig = write_kubeconfig(data_dir / "kubeconfig", api.url)
-    print(f"\nkubemini is up (etcd + API server). Use it with:\n  export KUBECONFIG={kubeconfig}\n"
+    print("starting the controller-manager ...", flush=True)
+    manager = ControllerManagerProcess(kubeconfig, data_dir / "logs")
+    try:
+        manager.start()
+    except ComponentStartError as exc:
+        api.stop()
+        etcd.stop()
+        print(f"the controller-manager failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"  controller-manager ready, /metrics at {manager.url} ({time.monotonic() - started:.1f}s)")
+    state_file.write_text(json.dumps({"controller-manager": manager.pid, "apiserver": api.pid, "etcd": etcd.pid}))
+    print(f"\nkubemini is up (etcd, API server, controller-manager). Use it with:\n  export KUBECONFIG={kubeconfig}\n"
           f"  kubectl get namespaces\nLogs: {data_dir}/logs, {data_dir}/etcd/etcd.log. Stop with `make down`.")
     return 0
 
@@ -82,7 +93,7 @@ def down(data_dir: Path) -> int:
         print(f"nothing is running from {data_dir}")
         return 0
     pids = json.loads(state_file.read_text())
-    for name in ("apiserver", "etcd"):  # reverse start order
+    for name in ("controller-manager", "apiserver", "etcd"):  # reverse start order
         pid = pids.get(name)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -98,9 +109,10 @@ def down(data_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubemini.devcluster",
-                                     description="Run etcd and the kubemini API server in the background.")
+                                     description="Run etcd, the API server and the controller-manager "
+                                                 "in the background.")
     sub = parser.add_subparsers(dest="command", required=True)
-    up_parser = sub.add_parser("up", help="start etcd and the API server")
+    up_parser = sub.add_parser("up", help="start etcd, the API server and the controller-manager")
     up_parser.add_argument("--data-dir", type=Path, default=Path.home() / ".kubemini")
     up_parser.add_argument("--port", type=int, default=6443, help="API server port (default: %(default)s)")
     down_parser = sub.add_parser("down", help="stop what `up` started")
