@@ -38,8 +38,11 @@ CONTROLLERS: dict[str, type[Controller]] = {
 
 
 def select_controllers(spec: Sequence[str]) -> list[type[Controller]]:
-    """kube-controller-manager's --controllers: ``*`` (all), ``name`` (enable), ``-name`` (disable)."""
-    wanted = list(spec) or ["*"]
+    """kube-controller-manager's --controllers: ``*`` (all), ``name`` (enable), ``-name`` (disable).
+
+    Kubernetes' names are accepted too (``replicaset-controller``, ``garbage-collector-controller``).
+    """
+    wanted = [_canonical(n) for n in (list(spec) or ["*"])]
     unknown = [n.lstrip("-") for n in wanted if n != "*" and n.lstrip("-") not in CONTROLLERS]
     if unknown:
         raise ValueError(f"unknown controller(s): {', '.join(unknown)}; known: {', '.join(sorted(CONTROLLERS))}")
@@ -47,6 +50,11 @@ def select_controllers(spec: Sequence[str]) -> list[type[Controller]]:
     enabled |= {n for n in wanted if n != "*" and not n.startswith("-")}
     enabled -= {n[1:] for n in wanted if n.startswith("-")}
     return [cls for name, cls in CONTROLLERS.items() if name in enabled]
+
+
+def _canonical(name: str) -> str:
+    sign = "-" if name.startswith("-") else ""
+    return sign + name.lstrip("-").removesuffix("-controller").replace("-", "")
 
 
 class ControllerManager:

@@ -159,7 +159,7 @@ async def test_newer_ready_pod_deleted_before_older(setup):
 async def test_adopts_matching_orphans_and_releases_mismatched(setup):
     ctrl, client, informers, _ = setup
     rs = seed_rs(client, informers, make_rs(replicas=2))
-    orphan, mislabeled = seed_pods(client, informers, make_pod("orphan"),
+    orphan, _ = seed_pods(client, informers, make_pod("orphan"),
                                    make_pod("mislabeled", rs, labels={"app": "other"}))
     await ctrl.reconcile(key_of(rs))
     patches = {a.name: a.body for a in client.actions_of("patch", "pods")}
