@@ -53,10 +53,10 @@ class ApiClient:
         self.clock = clock
         self.max_retries = max_retries
         self._bucket = TokenBucket(config.qps, config.burst, clock)
-        headers = {"User-Agent": config.user_agent, "Accept": JSON, **config.auth_headers()}
+        headers = {"User-Agent": config.user_agent, "Accept": JSON}
         verify = config.ssl_context()
         self._http = httpx.AsyncClient(
-            base_url=config.server, headers=headers, transport=transport,
+            base_url=config.server, headers=headers, transport=transport, auth=_ConfigAuth(config, clock),
             verify=verify if verify is not None else True,
             timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
@@ -242,6 +242,25 @@ class ApiClient:
                     yield event
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise service_unavailable(f"watch {resource.qualified}: {type(exc).__name__}: {exc}") from exc
+
+
+class _ConfigAuth(httpx.Auth):
+    """Authorization from the config, re-read every minute so a rotated service-account token is picked up."""
+
+    REFRESH_SECONDS = 60.0
+
+    def __init__(self, config: ClientConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self._headers = config.auth_headers()
+        self._read_at = clock.monotonic()
+
+    def auth_flow(self, request: httpx.Request):
+        if self.config.token_file and self.clock.monotonic() - self._read_at >= self.REFRESH_SECONDS:
+            self._headers = self.config.auth_headers()
+            self._read_at = self.clock.monotonic()
+        request.headers.update(self._headers)
+        yield request
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

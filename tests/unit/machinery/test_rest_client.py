@@ -182,3 +182,19 @@ async def test_rate_limit_spaces_requests():
     await second
     assert len(script.requests) == 2
     await client.close()
+
+
+async def test_rotated_token_file_is_picked_up_within_a_minute(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("first")
+    clock = FakeClock()
+    script = Script(*[httpx.Response(200, json={}) for _ in range(3)])
+    client = ApiClient(ClientConfig(server="http://api", qps=0, token_file=str(token)), clock=clock,
+                       transport=httpx.MockTransport(script))
+    await client.get(PODS, "a", "ns")
+    token.write_text("second")
+    await client.get(PODS, "a", "ns")
+    clock.advance(61)
+    await client.get(PODS, "a", "ns")
+    assert [r.headers["authorization"] for r in script.requests] == ["Bearer first", "Bearer first", "Bearer second"]
+    await client.close()
