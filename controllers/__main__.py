@@ -16,6 +16,8 @@ import socket
 import sys
 import uuid
 
+import uvloop
+
 from controllers.manager import CONTROLLERS, ControllerManager, select_controllers
 from controllers.metrics import REGISTRY
 from machinery.client import ApiClient, ConfigError, load_config
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(config, controllers, workers, election, args))
+    return uvloop.run(_serve(config, controllers, workers, election, args))
 
 
 async def _serve(config, controllers, workers, election, args) -> int:

@@ -14,9 +14,19 @@ Repeats are aggregated, a simplified form of client-go's EventCorrelator: an eve
 object (kind, namespace, name, uid, apiVersion), type, reason and message as one this recorder wrote less
 than ten minutes before is not created again; the existing Event is patched instead (merge patch of
 ``count`` + 1 and a new ``lastTimestamp``), so a crash loop shows as one line with "(x12 over 5m)". If that
-Event is gone (404, e.g. expired by the server's event TTL), a new one is created. Unlike client-go there is
-no aggregation of *similar* events (same reason, different messages) and no spam filter; the memory of
-written events is per recorder and bounded (least recently used entries are forgotten).
+Event is gone (404, e.g. expired by the server's event TTL), a new one is created.
+
+Two more client-go behaviours keep a busy controller from flooding the API server (a ReplicaSet scaled
+from 1,000 to 0 would otherwise write 1,000 "Deleted pod" Events):
+
+* similar events — same object, type and reason, different messages — are combined once more than 10
+  distinct messages were seen within ten minutes: the message becomes ``(combined from similar events):
+  <latest message>`` and, being identical from then on, further ones only bump that Event's count;
+* a spam filter per (component, object): a token bucket of 25 events refilled at one per five minutes;
+  events beyond it are dropped (counted in ``filtered``).
+
+The memory of written events, similar messages and buckets is per recorder and bounded (least recently
+used entries are forgotten).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from machinery.client.resources import EVENTS, Resource
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_already_exists, is_not_found
 from machinery.meta import format_rfc3339
+from machinery.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,10 @@ EVENT_TYPES = frozenset({NORMAL, WARNING})
 QUEUE_SIZE = 1000  # client-go's broadcaster queue length
 AGGREGATION_WINDOW = 600.0  # seconds: a repeat within this long of the last one patches the existing Event
 REMEMBERED_EVENTS = 4096  # client-go's maxLruCacheEntries
+SIMILAR_EVENTS_LIMIT = 10  # distinct messages per (object, type, reason) before they are combined
+COMBINED_PREFIX = "(combined from similar events): "
+SPAM_BURST = 25  # events per (component, object) before the spam filter drops them
+SPAM_REFILL_QPS = 1 / 300  # one more event allowed every five minutes
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -72,9 +87,9 @@ class _Pending:
 
     @property
     def key(self) -> _Key:
-        ref = self.involved
-        return (ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""), ref.get("uid", ""),
-                ref.get("apiVersion", ""), self.type, self.reason, self.message)
+        """What makes two events the same Event: a combined event is one, whatever its latest message."""
+        combined = self.message.startswith(COMBINED_PREFIX)
+        return (*_object_key(self.involved), self.type, self.reason, COMBINED_PREFIX if combined else self.message)
 
 
 @dataclass
@@ -85,6 +100,16 @@ class _Written:
     namespace: str
     count: int
     last_seen: float  # monotonic
+
+
+def _object_key(ref: Mapping[str, str]) -> _Key:
+    return (ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""), ref.get("uid", ""),
+            ref.get("apiVersion", ""))
+
+
+def _trim(memory: OrderedDict) -> None:
+    while len(memory) > REMEMBERED_EVENTS:
+        memory.popitem(last=False)
 
 
 def object_reference(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -100,7 +125,7 @@ class EventRecorder:
     """Records Events about API objects on behalf of one component (e.g. ``deployment-controller``).
 
     Call :meth:`event` from the event loop's thread; run :meth:`run` for the events to be written.
-    ``dropped`` counts the events lost to a full queue.
+    ``dropped`` counts the events lost to a full queue, ``filtered`` those dropped by the spam filter.
     """
 
     def __init__(self, client: EventClient, component: str, host: str = "", clock: Clock = REAL_CLOCK, *,
@@ -110,6 +135,9 @@ class EventRecorder:
         self.host = host
         self.clock = clock
         self.dropped = 0
+        self.filtered = 0
+        self._similar: OrderedDict[_Key, tuple[set[str], float]] = OrderedDict()  # messages, first seen
+        self._spam: OrderedDict[_Key, TokenBucket] = OrderedDict()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
         self._written: OrderedDict[_Key, _Written] = OrderedDict()
         self._last_name_ns = 0
@@ -126,13 +154,40 @@ class EventRecorder:
         if not ref.get("name"):
             log.error("dropping event %s about an object without a name", reason)
             return
-        pending = _Pending(ref, type, reason, message, self.clock.now(), self.clock.monotonic())
+        now = self.clock.monotonic()
+        if not self._spam_allows(ref):
+            self.filtered += 1
+            log.debug("spam filter: dropping %s event %s about %s %s", type, reason, ref.get("kind", ""), ref["name"])
+            return
+        message = self._combine_similar(ref, type, reason, message, now)
+        pending = _Pending(ref, type, reason, message, self.clock.now(), now)
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
             self.dropped += 1
             log.warning("event queue full (%d): dropping %s event %s about %s %s: %s", self._queue.maxsize,
                         type, reason, ref.get("kind", ""), ref["name"], message)
+
+    def _spam_allows(self, ref: Mapping[str, str]) -> bool:
+        key = _object_key(ref)
+        bucket = self._spam.get(key)
+        if bucket is None:
+            bucket = self._spam[key] = TokenBucket(SPAM_REFILL_QPS, SPAM_BURST, self.clock)
+        self._spam.move_to_end(key)
+        _trim(self._spam)
+        return bucket.try_accept()
+
+    def _combine_similar(self, ref: Mapping[str, str], type: str, reason: str, message: str, now: float) -> str:
+        """The message to record: the original, or the combined one once similar messages pile up."""
+        key = (*_object_key(ref), type, reason)
+        messages, since = self._similar.get(key, (set(), now))
+        if now - since > AGGREGATION_WINDOW:
+            messages, since = set(), now
+        messages.add(message)
+        self._similar[key] = (messages, since)
+        self._similar.move_to_end(key)
+        _trim(self._similar)
+        return COMBINED_PREFIX + message if len(messages) > SIMILAR_EVENTS_LIMIT else message
 
     async def run(self) -> None:
         """Write queued events until cancelled."""
@@ -157,7 +212,7 @@ class EventRecorder:
         written = self._written.get(key)
         if written is not None and pending.monotonic - written.last_seen <= AGGREGATION_WINDOW:
             count = written.count + 1
-            patch = {"count": count, "lastTimestamp": format_rfc3339(pending.at)}
+            patch = {"count": count, "lastTimestamp": format_rfc3339(pending.at), "message": pending.message}
             try:
                 await self.client.patch(EVENTS, written.name, patch, written.namespace, patch_type="merge")
             except StatusError as exc:
@@ -179,8 +234,7 @@ class EventRecorder:
             return
         self._written[key] = _Written(body["metadata"]["name"], namespace, 1, pending.monotonic)
         self._written.move_to_end(key)
-        while len(self._written) > REMEMBERED_EVENTS:
-            self._written.popitem(last=False)
+        _trim(self._written)
 
     def _new_event(self, pending: _Pending) -> dict[str, Any]:
         ref = pending.involved

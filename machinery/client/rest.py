@@ -1,7 +1,8 @@
 """The async REST client every kubemini component uses to talk to the API server (our client-go rest/dynamic).
 
-One :class:`ApiClient` per process holds one HTTP/1.1 connection pool (httpx), a client-side rate
-limit (QPS/burst token bucket) and the retry policy:
+One :class:`ApiClient` per process holds two HTTP/1.1 connection pools (httpx) — requests, at most
+``max_in_flight`` at once, and watches, one long-lived connection each — a client-side rate limit
+(QPS/burst token bucket) and the retry policy:
 
 * 429 Too Many Requests: the server did not act, so every verb is retried (after ``Retry-After``).
 * The connection could not be made: nothing was sent, every verb is retried.
@@ -14,6 +15,7 @@ callers branch with ``is_not_found(err)`` and friends. Objects are plain JSON di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping
@@ -41,6 +43,10 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 RETRY_ANY_VERB_CODES = frozenset({429})
 RETRY_READ_CODES = frozenset({429, 500, 503, 504})
 MAX_RETRIES = 6
+# Requests in flight at once (more wait their turn). Watches hold a connection each and have their own
+# unbounded pool. Bounding the queue matters: httpcore's pool does work proportional to connections times
+# queued requests on every request, so 500 concurrent creates spent half the controller-manager's CPU there.
+MAX_IN_FLIGHT = 8
 MAX_BACKOFF = 8.0
 
 
@@ -48,19 +54,19 @@ class ApiClient:
     """A Kubernetes API client over HTTP. Use as ``async with ApiClient(config) as client``."""
 
     def __init__(self, config: ClientConfig, *, clock: Clock = REAL_CLOCK,
-                 transport: httpx.AsyncBaseTransport | None = None, max_retries: int = MAX_RETRIES) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, max_retries: int = MAX_RETRIES,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.config = config
         self.clock = clock
         self.max_retries = max_retries
         self._bucket = TokenBucket(config.qps, config.burst, clock)
-        headers = {"User-Agent": config.user_agent, "Accept": JSON}
-        verify = config.ssl_context()
+        self._inflight = asyncio.Semaphore(max_in_flight)
+        common = {"base_url": config.server, "headers": {"User-Agent": config.user_agent, "Accept": JSON},
+                  "transport": transport, "auth": _ConfigAuth(config, clock), "verify": config.ssl_context(),
+                  "timeout": httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0))}
         self._http = httpx.AsyncClient(
-            base_url=config.server, headers=headers, transport=transport, auth=_ConfigAuth(config, clock),
-            verify=verify if verify is not None else True,
-            timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
+            **common, limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight))
+        self._watch_http = httpx.AsyncClient(**common, limits=httpx.Limits(max_connections=None))
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -70,6 +76,7 @@ class ApiClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self._watch_http.aclose()
 
     # --- the one request path -------------------------------------------------------------------
 
@@ -87,8 +94,9 @@ class ApiClient:
         while True:
             await self._bucket.wait()
             try:
-                resp = await self._http.request(method, path, params=_clean(params), content=content,
-                                                headers=headers)
+                async with self._inflight:
+                    resp = await self._http.request(method, path, params=_clean(params), content=content,
+                                                    headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 error: StatusError = service_unavailable(f"cannot connect to {self.config.server}: {exc}")
                 retryable, delay = True, None
@@ -207,7 +215,8 @@ class ApiClient:
         if accept is None:
             return await self.request("GET", path)
         await self._bucket.wait()
-        resp = await self._http.get(path, headers={"Accept": accept})
+        async with self._inflight:
+            resp = await self._http.get(path, headers={"Accept": accept})
         if resp.status_code >= 400:
             raise _status_error(resp)
         return orjson.loads(resp.content)
@@ -228,7 +237,7 @@ class ApiClient:
         await self._bucket.wait()
         timeout = httpx.Timeout(self.config.timeout, read=(timeout_seconds or 3600) + 30)
         try:
-            async with self._http.stream("GET", resource.collection_path(namespace), params=_clean(params),
+            async with self._watch_http.stream("GET", resource.collection_path(namespace), params=_clean(params),
                                          timeout=timeout) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()

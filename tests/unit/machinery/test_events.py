@@ -98,8 +98,8 @@ async def test_a_repeat_patches_the_same_event(recorder: EventRecorder, client: 
 
     name = client.calls[0][1]
     assert client.calls[1:] == [
-        ("patch", name, {"count": 2, "lastTimestamp": "2026-01-01T00:00:30Z"}),
-        ("patch", name, {"count": 3, "lastTimestamp": "2026-01-01T00:00:30Z"}),
+        ("patch", name, {"count": 2, "lastTimestamp": "2026-01-01T00:00:30Z", "message": "quota exceeded"}),
+        ("patch", name, {"count": 3, "lastTimestamp": "2026-01-01T00:00:30Z", "message": "quota exceeded"}),
     ]
     [stored] = client.events.values()
     assert stored["count"] == 3 and stored["firstTimestamp"] == "2026-01-01T00:00:00Z"
@@ -192,3 +192,33 @@ async def test_a_failing_write_does_not_stop_the_writer(client: FakeEventClient,
     writer.cancel()
     await asyncio.wait({writer})
     assert [e["message"] for e in client.events.values()] == ["second"]
+
+
+async def test_similar_events_are_combined_after_ten_messages(recorder: EventRecorder,
+                                                              client: FakeEventClient) -> None:
+    for i in range(14):
+        recorder.event(POD, "Normal", "SuccessfulDelete", f"Deleted pod: p{i}")
+    await recorder.flush()
+    creates = [c for c in client.calls if c[0] == "create"]
+    patches = [c for c in client.calls if c[0] == "patch"]
+    assert len(creates) == 11  # ten distinct messages, then one combined Event
+    assert creates[-1][2]["message"] == "(combined from similar events): Deleted pod: p10"
+    assert [p[2]["count"] for p in patches] == [2, 3, 4]
+    assert patches[-1][2]["message"] == "(combined from similar events): Deleted pod: p13"
+    assert {p[1] for p in patches} == {creates[-1][2]["metadata"]["name"]}
+
+
+async def test_spam_filter_allows_a_burst_of_25_per_object_then_one_per_five_minutes(
+        recorder: EventRecorder, client: FakeEventClient, clock: FakeClock) -> None:
+    other = {**POD, "metadata": {**POD["metadata"], "name": "other", "uid": "u-other"}}
+    for _ in range(30):
+        recorder.event(POD, "Warning", "BackOff", "Back-off restarting failed container")
+    recorder.event(other, "Warning", "BackOff", "Back-off restarting failed container")
+    await recorder.flush()
+    assert len(client.calls) == 26 and recorder.filtered == 5
+    recorder.event(POD, "Warning", "BackOff", "Back-off restarting failed container")
+    assert recorder.filtered == 6
+    clock.advance(300)
+    recorder.event(POD, "Warning", "BackOff", "Back-off restarting failed container")
+    await recorder.flush()
+    assert len(client.calls) == 27 and recorder.filtered == 6
