@@ -378,18 +378,38 @@ class GarbageCollector(Controller):
                                       change: Callable[[list[OwnerRef]], list[OwnerRef]],
                                       latest: Obj | None = None) -> None:
         """Set the object's ownerReferences to ``change(current)`` (no-op if unchanged or gone)."""
+        def owner_references(current: Obj) -> dict[str, Any] | None:
+            refs = _owner_refs(current)
+            wanted = change(refs)
+            return None if wanted == refs else {"ownerReferences": wanted or None}
+
+        await self._patch_metadata(ref, owner_references, "updating ownerReferences", latest)
+
+    async def _remove_finalizer(self, ref: ObjectReference, finalizer: str) -> None:
+        """Remove ``finalizer`` from the object (no-op if absent or gone)."""
+        def without_finalizer(current: Obj) -> dict[str, Any] | None:
+            finalizers = list((current.get("metadata") or {}).get("finalizers") or ())
+            if finalizer not in finalizers:
+                return None
+            return {"finalizers": [f for f in finalizers if f != finalizer] or None}
+
+        await self._patch_metadata(ref, without_finalizer, f"removing finalizer {finalizer}")
+
+    async def _patch_metadata(self, ref: ObjectReference, change: Callable[[Obj], dict[str, Any] | None],
+                              what: str, latest: Obj | None = None) -> None:
+        """Merge-patch ``change(current)`` into the object's metadata with uid and resourceVersion
+        preconditions, re-reading and retrying on conflicts; no-op when ``change`` returns None or the
+        object is gone (or replaced by another with the same name)."""
         resource, namespace = self._resource(ref)
         for _ in range(CONFLICT_RETRIES):
             current = latest if latest is not None else await self._get_object(ref)
             latest = None
             if current is None or uid_of(current) != ref.uid:
                 return
-            refs = _owner_refs(current)
-            wanted = change(refs)
-            if wanted == refs:
+            changed = change(current)
+            if changed is None:
                 return
-            patch = {"metadata": {"uid": ref.uid, "resourceVersion": resource_version_of(current),
-                                  "ownerReferences": wanted or None}}
+            patch = {"metadata": {"uid": ref.uid, "resourceVersion": resource_version_of(current), **changed}}
             try:
                 await self.client.patch(resource, ref.name, patch, namespace)
                 return
@@ -398,32 +418,7 @@ class GarbageCollector(Controller):
                     return
                 if not errors.is_conflict(err):
                     raise
-        raise errors.conflict(resource.plural, ref.name, "too many conflicts updating ownerReferences",
-                              resource.group)
-
-    async def _remove_finalizer(self, ref: ObjectReference, finalizer: str) -> None:
-        """Remove ``finalizer`` from the object (no-op if absent or gone), retrying on conflicts."""
-        resource, namespace = self._resource(ref)
-        for _ in range(CONFLICT_RETRIES):
-            current = await self._get_object(ref)
-            if current is None or uid_of(current) != ref.uid:
-                return
-            finalizers = list((current.get("metadata") or {}).get("finalizers") or ())
-            if finalizer not in finalizers:
-                return
-            kept = [f for f in finalizers if f != finalizer]
-            patch = {"metadata": {"uid": ref.uid, "resourceVersion": resource_version_of(current),
-                                  "finalizers": kept or None}}
-            try:
-                await self.client.patch(resource, ref.name, patch, namespace)
-                return
-            except errors.StatusError as err:
-                if errors.is_not_found(err):
-                    return
-                if not errors.is_conflict(err):
-                    raise
-        raise errors.conflict(resource.plural, ref.name, f"too many conflicts removing finalizer {finalizer}",
-                              resource.group)
+        raise errors.conflict(resource.plural, ref.name, f"too many conflicts {what}", resource.group)
 
 
 def _owner_refs(obj: Mapping[str, Any]) -> list[OwnerRef]:
