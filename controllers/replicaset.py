@@ -155,6 +155,9 @@ class ReplicaSetController(Controller):
             errors = [r for r in results if isinstance(r, BaseException)]
             for _ in errors:
                 self.expectations.creation_observed(key)  # these will never be observed
+            for pod in results:
+                if not isinstance(pod, BaseException):
+                    self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
             created += size
             if errors:
                 for _ in range(count - created):
@@ -164,8 +167,6 @@ class ReplicaSetController(Controller):
                     raise errors[0]
                 return _message(errors[0])
             batch *= 2
-        self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created {count} pod(s)" if count > 1
-                            else "Created pod")
         return None
 
     async def _delete_pods(self, rs: Obj, victims: list[Obj]) -> str | None:

@@ -76,7 +76,9 @@ async def test_creates_missing_pods_with_controller_ref_and_template(setup):
         "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": rs["metadata"]["uid"],
         "controller": True, "blockOwnerDeletion": True}]
     assert body["spec"] == {"containers": [{"name": "c", "image": "i"}]}
-    assert "SuccessfulCreate" in recorder.reasons()
+    names = sorted(p["metadata"]["name"] for p in client.all(PODS))
+    assert sorted(message for _, _, reason, message in recorder.events if reason == "SuccessfulCreate") == \
+        [f"Created pod: {name}" for name in names]
 
 
 async def test_expectations_prevent_double_creation_until_pods_are_observed(setup):
