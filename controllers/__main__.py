@@ -18,7 +18,7 @@ import uuid
 
 import uvloop
 
-from controllers.manager import CONTROLLERS, ControllerManager, select_controllers
+from controllers.manager import CONTROLLERS, ControllerManager, canonical_name, select_controllers
 from controllers.metrics import REGISTRY
 from machinery.client import ApiClient, ConfigError, load_config
 from machinery.componentserver import ComponentServer
@@ -61,6 +61,7 @@ def _workers(pairs: list[str]) -> dict[str, int]:
     workers: dict[str, int] = {}
     for pair in pairs:
         name, _, count = pair.partition("=")
+        name = canonical_name(name)
         if name not in CONTROLLERS or not count.isdigit() or int(count) < 1:
             raise ValueError(f"--concurrent-syncs {pair!r}: want NAME=N with N ≥ 1 and NAME one of "
                              f"{', '.join(sorted(CONTROLLERS))}")
@@ -72,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     try:
+        if args.kube_api_qps > 0 and args.kube_api_burst < 1:
+            raise ValueError(f"--kube-api-burst must be at least 1 when --kube-api-qps is set (got "
+                             f"{args.kube_api_burst})")
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port must be between 0 and 65535 (got {args.port})")
         controllers = select_controllers([c.strip() for c in args.controllers.split(",") if c.strip()])
         workers = _workers(args.concurrent_syncs)
         config = load_config(args.kubeconfig, context=args.context).with_overrides(
@@ -114,6 +120,9 @@ async def _serve(config, controllers, workers, election, args) -> int:
     if stop.is_set():
         log.info("stopped")
         return 0
+    if serving.done() and not serving.cancelled():
+        log.error("the /healthz and /metrics server stopped unexpectedly; exiting")
+        return 1
     outcome = None if managing.cancelled() else managing.result()
     if isinstance(outcome, LeadershipLost):
         log.error("leader election lost (%s); exiting", outcome.reason)

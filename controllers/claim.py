@@ -2,8 +2,9 @@
 
 A controller owns the objects whose controller ownerReference names it (by UID). Kubernetes also
 lets it *adopt* orphans its selector matches and requires it to *release* owned objects whose labels
-no longer match (client-go's ``ControllerRefManager``). Both are patches with the object's UID as a
-precondition, so a stale cache can never adopt or release the wrong object; adoption is refused
+no longer match (client-go's ``ControllerRefManager``). Both are patches with the object's UID and
+resourceVersion as preconditions, so a stale cache can never adopt or release the wrong object (nor
+overwrite references changed meanwhile: the patch replaces the whole list); adoption is refused
 while the owner is being deleted, and re-checked against a fresh read of the owner (the
 ``canAdopt`` recheck) so a deleted-and-recreated owner never adopts its predecessor's objects.
 """
@@ -77,7 +78,7 @@ class ControllerRefManager:
         ref = new_controller_ref(self.owner, api_version=self.owner_resource.api_version,
                                  kind=self.owner_resource.kind)
         refs = [r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid") != ref["uid"]]
-        patch = {"metadata": {"ownerReferences": [*refs, ref], "uid": uid_of(obj)}}
+        patch = {"metadata": {"ownerReferences": [*refs, ref], **_preconditions(obj)}}
         try:
             return await self.client.patch(self.dependents, name_of(obj), patch, namespace_of(obj),
                                            patch_type="merge")
@@ -89,12 +90,23 @@ class ControllerRefManager:
     async def _release(self, obj: Obj) -> None:
         refs = [r for r in (obj.get("metadata") or {}).get("ownerReferences") or []
                 if r.get("uid") != uid_of(self.owner)]
-        patch = {"metadata": {"ownerReferences": refs or None, "uid": uid_of(obj)}}
+        patch = {"metadata": {"ownerReferences": refs or None, **_preconditions(obj)}}
         try:
             await self.client.patch(self.dependents, name_of(obj), patch, namespace_of(obj), patch_type="merge")
         except StatusError as err:
             if not is_not_found(err):
                 raise
+
+
+def _preconditions(obj: Mapping[str, Any]) -> dict[str, str]:
+    """uid and resourceVersion of the cached ``obj``: a JSON merge patch replaces the whole ownerReferences
+    list, so one computed from a stale copy could drop a controller reference set meanwhile (stealing the
+    object) or restore one the garbage collector removed. A conflict retries on a fresher cache."""
+    meta = obj.get("metadata") or {}
+    preconditions = {"uid": uid_of(obj)}
+    if meta.get("resourceVersion"):
+        preconditions["resourceVersion"] = meta["resourceVersion"]
+    return preconditions
 
 
 def _deleting(obj: Mapping[str, Any]) -> bool:

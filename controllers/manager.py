@@ -42,7 +42,7 @@ def select_controllers(spec: Sequence[str]) -> list[type[Controller]]:
 
     Kubernetes' names are accepted too (``replicaset-controller``, ``garbage-collector-controller``).
     """
-    wanted = [_canonical(n) for n in (list(spec) or ["*"])]
+    wanted = [canonical_name(n) for n in (list(spec) or ["*"])]
     unknown = [n.lstrip("-") for n in wanted if n != "*" and n.lstrip("-") not in CONTROLLERS]
     if unknown:
         raise ValueError(f"unknown controller(s): {', '.join(unknown)}; known: {', '.join(sorted(CONTROLLERS))}")
@@ -52,7 +52,8 @@ def select_controllers(spec: Sequence[str]) -> list[type[Controller]]:
     return [cls for name, cls in CONTROLLERS.items() if name in enabled]
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """``replicaset-controller`` → ``replicaset``; a leading ``-`` (disable) is kept."""
     sign = "-" if name.startswith("-") else ""
     return sign + name.lstrip("-").removesuffix("-controller").replace("-", "")
 

@@ -6,7 +6,8 @@ observed, so a slow watch never causes double creation — creates or deletes th
 creations in slow-start batches (1, 2, 4, … so a failing template costs one error, not 500),
 deletions in Kubernetes' preference order (unassigned, pending, not ready, … newest first).
 Finally it writes status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
-terminatingReplicas, observedGeneration and the ReplicaFailure condition) when it changed.
+terminatingReplicas, observedGeneration and the ReplicaFailure condition) when it changed; a failed
+creation or deletion then fails the reconcile, so the key is retried with backoff.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from controllers.claim import ControllerRefManager
-from controllers.controller import Controller, ControllerContext
+from controllers.controller import Controller, ControllerContext, RetryError
 from controllers.expectations import Expectations
 from controllers.podcontrol import pod_from_template
 from controllers.podutil import deletion_order, is_active, is_available, is_ready, is_terminating
@@ -126,7 +127,12 @@ class ReplicaSetController(Controller):
             failure = await self.manage_replicas(rs, pods)
         terminating = sum(1 for p in self.pods.store.by_index(NAMESPACE_INDEX, namespace)
                           if is_terminating(p) and _controlled_by(p, rs))
-        return await self.update_status(rs, pods, terminating, failure)
+        requeue_after = await self.update_status(rs, pods, terminating, failure)
+        if failure is not None:
+            # as syncReplicaSet returns manageReplicasErr: retry with backoff. Nothing else may bring the key
+            # back (an unchanged status is not rewritten), so a quota raised later would go unnoticed.
+            raise RetryError(f"replicaset {key}: {failure}")
+        return requeue_after
 
     async def manage_replicas(self, rs: Obj, pods: list[Obj]) -> str | None:
         """Create or delete pods to reach spec.replicas; returns an error message when some of that failed."""

@@ -5,8 +5,9 @@ watches from the list's resourceVersion with bookmarks and yields each event. It
 resourceVersion it has seen (events and bookmarks), so when the connection drops or the server ends
 the watch it resumes exactly there; when the server answers 410 (that revision is compacted, or
 this server's cache no longer has it) it lists again and yields a fresh :class:`Relisted`.
-Transient failures back off exponentially (0.8 s doubling to 30 s, with jitter), like client-go's
-reflector. The iterator ends only when the consumer stops iterating (or the task is cancelled).
+Transient failures (any error, not only API errors) back off exponentially (0.8 s doubling to 30 s,
+with jitter), like client-go's reflector. The iterator ends only when the consumer stops iterating (or
+the task is cancelled).
 """
 
 from __future__ import annotations
@@ -58,11 +59,17 @@ async def list_and_watch(client: ApiClient, resource: Resource, namespace: str |
                     resource_version = rv
                 backoff = INITIAL_BACKOFF
                 yield event
+            continue  # the server ended the watch (its timeout): resume at once
         except StatusError as err:
             if is_gone(err):
                 log.info("watch of %s expired at %s (%s); relisting", resource, resource_version, err.message)
                 resource_version = ""
                 continue
             log.warning("watch of %s failed: %s; retrying in %.1fs", resource, err, backoff)
-            await client.clock.sleep(backoff * random.uniform(1.0, 1.2))
-            backoff = min(MAX_BACKOFF, backoff * 2)
+        except Exception as err:  # an informer must outlive any one failure, as client-go's reflector does:
+            # e.g. a token file unreadable for a moment (ConfigError from the auth flow) or a body that is not
+            # JSON: ending the iterator would leave the informer's cache silently stale for the process's life.
+            log.warning("watch of %s failed unexpectedly: %s: %s; retrying in %.1fs", resource,
+                        type(err).__name__, err, backoff, exc_info=True)
+        await client.clock.sleep(backoff * random.uniform(1.0, 1.2))
+        backoff = min(MAX_BACKOFF, backoff * 2)

@@ -15,6 +15,8 @@ from controllers.__main__ import main
     (["--kubeconfig", "/does/not/exist"], "error: "),
     (["--concurrent-syncs", "replicaset=zero"], "error: --concurrent-syncs 'replicaset=zero'"),
     (["--leader-elect", "--leader-elect-renew-deadline", "20"], "error: renew_deadline (20.0s) must be less"),
+    (["--kube-api-burst", "0"], "error: --kube-api-burst must be at least 1"),
+    (["--port", "70000"], "error: --port must be between 0 and 65535"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path):
     kubeconfig = tmp_path / "config"

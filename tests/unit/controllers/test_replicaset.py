@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from controllers.controller import ControllerContext
+from controllers.controller import ControllerContext, RetryError
 from controllers.replicaset import ReplicaSetController, calculate_status
 from machinery.client import PODS, REPLICA_SETS
 from machinery.clock import FakeClock
@@ -112,7 +114,8 @@ async def test_slow_start_stops_after_first_failed_batch(setup):
     rs = seed_rs(client, informers, make_rs(replicas=10))
     forbidden = StatusError(403, "Forbidden", "pods is forbidden: exceeded quota")
     client.fail("create", "pods", forbidden)
-    await ctrl.reconcile(key_of(rs))
+    with pytest.raises(RetryError, match="exceeded quota"):  # retried with backoff, after the status write
+        await ctrl.reconcile(key_of(rs))
     assert len(client.actions_of("create", "pods")) == 1  # batch of 1 failed: nothing more tried
     assert ("web", "Warning", "FailedCreate", "Error creating: pods is forbidden: exceeded quota") in recorder.events
     status = client.stored(REPLICA_SETS, NS, "web")["status"]
@@ -121,12 +124,35 @@ async def test_slow_start_stops_after_first_failed_batch(setup):
     assert ctrl.expectations.satisfied(key_of(rs))  # the failed and skipped creations are not awaited
 
 
+async def test_failed_creation_is_retried_with_backoff(setup):
+    """syncReplicaSet returns manageReplicasErr: the key comes back after a backoff, even though the
+    unchanged ReplicaFailure status produces no event (a quota raised later must be noticed)."""
+    ctrl, client, informers, _ = setup
+    rs = seed_rs(client, informers, make_rs(replicas=2))
+    client.fail("create", "pods", StatusError(403, "Forbidden", "pods is forbidden: exceeded quota"))
+    await ctrl.process(key_of(rs))
+    assert ctrl.queue.num_requeues(key_of(rs)) == 1
+    ctrl.clock.advance(1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(ctrl.queue) == 1  # back in the queue after the backoff
+    key = await ctrl.queue.get()
+    informers.sync_from(client, REPLICA_SETS)
+    await ctrl.process(key)  # the quota allows it now
+    ctrl.queue.done(key)
+    assert len(client.all(PODS)) == 2
+    assert ctrl.queue.num_requeues(key_of(rs)) == 0
+    assert "conditions" not in client.stored(REPLICA_SETS, NS, "web")["status"]
+    ctrl.queue.shutdown()
+
+
 async def test_slow_start_batches_grow(setup):
     ctrl, client, informers, _ = setup
     rs = seed_rs(client, informers, make_rs(replicas=10))
     client.fail("create", "pods", StatusError(500, "InternalError", "boom"))
     # first batch (1) fails → 1 attempt. Without failure: 1 + 2 + 4 + 3 = 10 attempts.
-    await ctrl.reconcile(key_of(rs))
+    with pytest.raises(RetryError):
+        await ctrl.reconcile(key_of(rs))
     ctrl.expectations.forget(key_of(rs))
     informers.sync_from(client, REPLICA_SETS)
     await ctrl.reconcile(key_of(rs))
@@ -169,6 +195,23 @@ async def test_adopts_matching_orphans_and_releases_mismatched(setup):
     assert patches["orphan"]["metadata"]["uid"] == orphan["metadata"]["uid"]  # uid precondition
     assert patches["mislabeled"]["metadata"]["ownerReferences"] is None
     assert len(client.actions_of("create", "pods")) == 1  # 1 adopted, 1 to go
+
+
+async def test_adoption_from_a_stale_cache_does_not_steal_a_pod_adopted_meanwhile(setup):
+    """The merge patch replaces ownerReferences whole: without a resourceVersion precondition, adopting
+    what the cache still shows as an orphan would silently drop another controller's reference."""
+    ctrl, client, informers, _ = setup
+    rs = seed_rs(client, informers, make_rs(replicas=1))
+    other = seed_rs(client, informers, make_rs(name="other", replicas=1, labels={"app": "web"}))
+    (orphan,) = seed_pods(client, informers, make_pod("orphan"))  # the cache keeps this copy
+    ref = make_pod("x", other)["metadata"]["ownerReferences"]
+    await client.patch(PODS, "orphan", {"metadata": {"ownerReferences": ref}}, NS)  # adopted by "other" live
+    with pytest.raises(StatusError) as caught:
+        await ctrl.reconcile(key_of(rs))
+    assert caught.value.code == 409
+    patch = client.actions_of("patch", "pods")[-1].body
+    assert patch["metadata"]["resourceVersion"] == orphan["metadata"]["resourceVersion"]
+    assert client.stored(PODS, NS, "orphan")["metadata"]["ownerReferences"] == ref  # still other's
 
 
 async def test_does_not_adopt_when_owner_is_being_deleted(setup):

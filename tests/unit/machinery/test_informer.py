@@ -83,6 +83,35 @@ async def test_gone_relists():
     assert api.watch_calls == ["10"]
 
 
+async def test_unexpected_errors_are_retried_with_backoff_not_fatal():
+    """Not every failure is an API Status (an unreadable token file, a body that is not JSON): the
+    reflector must back off and carry on, not end and leave its informer's cache stale forever."""
+    api = ScriptedApi(lists=[([pod("a", 5)], 10)],
+                      watches=[([{"type": "ADDED", "object": pod("b", 11)}], ValueError("bad JSON line")),
+                               ([{"type": "ADDED", "object": pod("c", 12)}], None)])
+    failing_list = api.list_all
+    calls = 0
+
+    async def list_all(*args, **kw):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("token file missing for a moment")
+        return await failing_list(*args, **kw)
+
+    api.list_all = list_all
+    task = asyncio.create_task(take(list_and_watch(api, PODS), 3))
+    for _ in range(50):
+        if task.done():
+            break
+        api.clock.advance(1)  # the backoffs
+        await asyncio.sleep(0)
+    items = task.result()
+    assert isinstance(items[0], Relisted) and items[0].resource_version == "10"
+    assert [i["object"]["metadata"]["name"] for i in items[1:]] == ["b", "c"]
+    assert api.watch_calls == ["10", "11"]  # resumed where the broken watch stopped
+
+
 async def test_informer_after_410_tells_handlers_what_changed_while_it_was_away():
     api = ScriptedApi(
         lists=[([pod("keep", 1), pod("change", 2), pod("vanish", 3)], 10),
