@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from kubemini.controllermanagerproc import ControllerManagerProcess
+from kubemini.process import ControllerManagerProcess
 
 NAMESPACE = "bench-deploy"
 

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
-from kubemini.controllermanagerproc import ControllerManagerProcess
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError
-from kubemini.process import ComponentStartError
+from kubemini.process import ComponentStartError, ControllerManagerProcess
 
 
 def _alive(pid: int) -> bool:

@@ -1,6 +1,6 @@
 """A kubemini component running as a child process: command line, log file, readiness, clean stop.
 
-Every component (API server, controller-manager, later scheduler and kubelet) is started the same
+Every component (API server, controller-manager, scheduler, later the kubelet) is started the same
 way by tests, benchmarks, ``make up`` and ``kubemini up``: spawn it in its own session with output
 to ``<log_dir>/<name>.log``, poll its readiness URL until it answers 200, and stop it with SIGTERM
 then SIGKILL after a grace period. A component that exits or is not ready in time raises
@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Self
+
+from kubemini.ports import free_port
 
 
 class ComponentStartError(RuntimeError):
@@ -108,3 +112,43 @@ class ComponentProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ClientComponentProcess(ComponentProcess):
+    """A component that reaches the API server through a kubeconfig and serves /healthz on ``--port``."""
+
+    module = ""  # what ``python -m`` runs
+
+    def __init__(self, kubeconfig: Path, log_dir: Path, *, port: int | None = None,
+                 extra_args: Sequence[str] = (), log_name: str | None = None) -> None:
+        super().__init__(log_dir)
+        self.kubeconfig = Path(kubeconfig)
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.log_name = log_name or self.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.log_name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ready_url(self) -> str:
+        return self.url + "/healthz"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, "--kubeconfig", str(self.kubeconfig),
+                "--port", str(self.port), *self.extra_args]
+
+
+class ControllerManagerProcess(ClientComponentProcess):
+    name = "controller-manager"
+    module = "controllers"
+
+
+class SchedulerProcess(ClientComponentProcess):
+    name = "scheduler"
+    module = "scheduler"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import settings
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
-from kubemini.controllermanagerproc import ControllerManagerProcess
 from kubemini.etcdserver import EtcdServer
+from kubemini.process import ControllerManagerProcess
 
 # CI runs the property tests with a fixed seed and no deadline, so a run is reproducible and a busy
 # machine cannot fail it; developers' runs keep exploring new examples.

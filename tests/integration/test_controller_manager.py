@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
-from kubemini.controllermanagerproc import ControllerManagerProcess
 from kubemini.etcdserver import EtcdServer
+from kubemini.process import ControllerManagerProcess
 from tests.support import wait_for
 
 
