@@ -9,7 +9,10 @@ Starts a private etcd and API server (child processes, random ports), then print
    and the ratio to a raw etcd range of the same keys;
 4. API server RSS at rest and with 10,000 pods;
 5. the controller-manager: a Deployment of 1,000 replicas to 1,000 pod objects and back to 0 (seconds,
-   and the pod write rate achieved as a ratio of the raw etcd put rate of 1.).
+   and the pod write rate achieved as a ratio of the raw etcd put rate of 1.);
+6. the scheduler: 1,000 nodes, 10,000 plain pods then pods with topology spread and with pod
+   anti-affinity — pods/s from first creation to last binding (target >= 300 for plain pods) and p99
+   per-pod latency, as a ratio of the API server's create rate of 1.
 
 Nothing here asserts: numbers are printed, with the machine they came from.
 """
@@ -32,11 +35,11 @@ import uvloop
 from apiserver.__main__ import GC_THRESHOLDS
 from apiserver.storage.etcd import EtcdClient, prefix_range_end
 from bench.controllers import bench_deployment
+from bench.load import percentile, run_concurrently
 from bench.rawhttp import Connection
+from bench.scheduler import bench_scheduler
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdServer
-
-CONCURRENCY = 64
 
 
 def pod(name: str, namespace: str = "bench") -> dict:
@@ -55,28 +58,6 @@ def pod(name: str, namespace: str = "bench") -> dict:
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
         }]},
     }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def run_concurrently(n: int, worker) -> tuple[float, list[float]]:
-    """Run ``worker(i)`` for i in range(n) with CONCURRENCY in flight; returns (seconds, latencies)."""
-    latencies: list[float] = []
-    counter = iter(range(n))
-
-    async def lane(lane_id: int):
-        state = await worker.open(lane_id) if hasattr(worker, "open") else None
-        for i in counter:
-            t0 = time.perf_counter()
-            await worker(i, state)
-            latencies.append(time.perf_counter() - t0)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(lane(i) for i in range(CONCURRENCY)))
-    return time.perf_counter() - started, latencies
 
 
 class EtcdPuts:
@@ -277,6 +258,13 @@ async def main_async(args) -> None:
                   f"({up_rate:.0f} pod creates/s, ratio {up_rate / raw_puts:.2f} of raw etcd puts/s); "
                   f"scaled to 0 in {deploy['down_s']:.1f} s ({down_rate:.0f} pod deletes/s, "
                   f"ratio {down_rate / raw_puts:.2f})")
+            for result in await bench_scheduler(Path(tmp), args.nodes, [
+                    ("plain", args.pods), ("spread", args.pods // 5), ("anti", args.pods // 5)]):
+                print(f"scheduler, {args.nodes} nodes, {result['pods']} {result['kind']} pods: "
+                      f"{result['pods_per_s']:.0f} pods/s ({result['seconds']:.1f} s; "
+                      f"{result['pods_per_s'] / creates['creates_per_s']:.2f} of the API server's create rate; "
+                      f"target >= 300 for plain pods), latency p50 {result['p50_ms']:.0f} ms, "
+                      f"p99 {result['p99_ms']:.0f} ms")
             watch = await bench_watch(host, port, args.watchers, args.rate, args.seconds)
             print(f"watch: {watch['watchers']} watchers x {watch['writes']} writes at {args.rate}/s: "
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
@@ -294,6 +282,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="watch test duration (default: %(default)s)")
     parser.add_argument("--replicas", type=int, default=1000,
                         help="replicas of the controller benchmark's Deployment (default: %(default)s)")
+    parser.add_argument("--nodes", type=int, default=1000,
+                        help="nodes for the scheduler benchmark (default: %(default)s)")
+    parser.add_argument("--pods", type=int, default=10000,
+                        help="plain pods for the scheduler benchmark (default: %(default)s)")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare
