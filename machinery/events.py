@@ -58,6 +58,7 @@ SIMILAR_EVENTS_LIMIT = 10  # distinct messages per (object, type, reason) before
 COMBINED_PREFIX = "(combined from similar events): "
 SPAM_BURST = 25  # events per (component, object) before the spam filter drops them
 SPAM_REFILL_QPS = 1 / 300  # one more event allowed every five minutes
+WRITERS = 4  # events written concurrently (a busy scheduler records hundreds a second)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -136,6 +137,8 @@ class EventRecorder:
         self.clock = clock
         self.dropped = 0
         self.filtered = 0
+        self._last_drop_log = float("-inf")
+        self._writing: dict[_Key, tuple[asyncio.Lock, int]] = {}  # events being written, so repeats wait
         self._similar: OrderedDict[_Key, tuple[set[str], float]] = OrderedDict()  # messages, first seen
         self._spam: OrderedDict[_Key, TokenBucket] = OrderedDict()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
@@ -165,8 +168,10 @@ class EventRecorder:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("event queue full (%d): dropping %s event %s about %s %s: %s", self._queue.maxsize,
-                        type, reason, ref.get("kind", ""), ref["name"], message)
+            if now - self._last_drop_log >= 60.0 or self.dropped == 1:  # one line a minute, not one per event
+                self._last_drop_log = now
+                log.warning("event queue full (%d): dropping events (%d so far), e.g. %s %s about %s %s",
+                            self._queue.maxsize, self.dropped, type, reason, ref.get("kind", ""), ref["name"])
 
     def _spam_allows(self, ref: Mapping[str, str]) -> bool:
         key = _object_key(ref)
@@ -189,16 +194,32 @@ class EventRecorder:
         _trim(self._similar)
         return COMBINED_PREFIX + message if len(messages) > SIMILAR_EVENTS_LIMIT else message
 
-    async def run(self) -> None:
-        """Write queued events until cancelled."""
+    async def run(self, writers: int = WRITERS) -> None:
+        """Write queued events until cancelled, ``writers`` at a time (repeats of one event one at a time)."""
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(writers):
+                tasks.create_task(self._drain())
+
+    async def _drain(self) -> None:
         while True:
             pending = await self._queue.get()
+            key = pending.key
+            lock, users = self._writing.get(key, (None, 0))
+            if lock is None:
+                lock = asyncio.Lock()
+            self._writing[key] = (lock, users + 1)
             try:
-                await self._write(pending)
+                async with lock:
+                    await self._write(pending)
             except Exception as exc:  # one event that cannot be written must not stop the others
                 log.warning("could not write event %s about %s %s: %s", pending.reason,
                             pending.involved.get("kind", ""), pending.involved.get("name", ""), exc)
             finally:
+                lock, users = self._writing[key]
+                if users == 1:
+                    del self._writing[key]
+                else:
+                    self._writing[key] = (lock, users - 1)
                 self._queue.task_done()
 
     async def flush(self) -> None:

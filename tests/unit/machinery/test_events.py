@@ -222,3 +222,23 @@ async def test_spam_filter_allows_a_burst_of_25_per_object_then_one_per_five_min
     recorder.event(POD, "Warning", "BackOff", "Back-off restarting failed container")
     await recorder.flush()
     assert len(client.calls) == 27 and recorder.filtered == 6
+
+
+async def test_concurrent_writers_never_duplicate_a_repeated_event(client: FakeEventClient, clock: FakeClock) -> None:
+    class SlowClient(FakeEventClient):
+        async def create(self, resource, obj, namespace=None):
+            for _ in range(5):
+                await asyncio.sleep(0)  # let the other writers run meanwhile
+            return await super().create(resource, obj, namespace)
+
+    slow = SlowClient()
+    recorder = EventRecorder(slow, "scheduler", clock=clock)
+    task = asyncio.create_task(recorder.run(writers=4))
+    for _ in range(3):
+        recorder.event(POD, "Warning", "FailedScheduling", "0/3 nodes are available")
+    recorder.event({**POD, "metadata": {**POD["metadata"], "name": "other", "uid": "u2"}}, "Normal", "Scheduled", "ok")
+    await recorder.flush()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [c[0] for c in slow.calls].count("create") == 2
+    assert [c[2]["count"] for c in slow.calls if c[0] == "patch"] == [2, 3]
