@@ -145,6 +145,8 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     # scheduling.k8s.io/v1
     ResourceInfo("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, "priorityclass",
                  short_names=("pc",)),
+    # scheduling.k8s.io/v1alpha1 (Kubernetes 1.35 alpha: gang scheduling, KEP-4671)
+    ResourceInfo("scheduling.k8s.io", "v1alpha1", "workloads", "Workload", True, "workload"),
 )
 
 

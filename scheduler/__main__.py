@@ -105,6 +105,8 @@ def build_scheduler(client: ApiClient, config: SchedulerConfig, recorder: EventR
                             max_backoff=config.pod_max_backoff_seconds, pre_enqueue=pre_enqueue)
     for framework in profiles.values():
         framework.handle.extra["nominated_pods_for_node"] = queue.nominated_pods_for_node
+        framework.handle.extra["pre_filter_plugins"] = framework.points["preFilter"]
+        framework.handle.extra["activate"] = queue.activate
     return Scheduler(client, informers, profiles, queue, cache, recorder, clock=client.clock)
 
 

@@ -286,6 +286,18 @@ class SchedulingQueue:
         if flight is not None:
             flight.deleted = True
 
+    def activate(self, pods: Iterable[Obj]) -> None:
+        """Move these pods (gated, unschedulable or backing off) to activeQ now, re-running PreEnqueue
+        (client-go's ``Handle.Activate``: a plugin knows the pods it held back can go)."""
+        woke = False
+        for pod in pods:
+            key = key_of(pod)
+            qpi = self._gated.pop(key, None) or self._unschedulable.pop(key, None) or self._backoff.remove(key)
+            if qpi is not None:
+                woke = self._activate(qpi) or woke
+        if woke:
+            self._wakeup.set()
+
     # ----- the scheduling loop
 
     async def pop(self) -> QueuedPodInfo:

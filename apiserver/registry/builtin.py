@@ -25,6 +25,7 @@ _MODULES = (
     "apiserver.registry.apps",
     "apiserver.registry.batch",
     "apiserver.registry.cluster",
+    "apiserver.registry.scheduling",
 )
 _loaded = False
 

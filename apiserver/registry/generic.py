@@ -87,6 +87,7 @@ class ResourceStore(DeletionMixin):
         self.supports_strategic_merge = True
         #: hands out and releases cluster-wide unique values (Service IPs and node ports)
         self.allocator = None
+        self.admission = None  # an async admission step needing other objects (pods: PriorityAdmission)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -240,6 +241,8 @@ class ResourceStore(DeletionMixin):
         meta.pop("resourceVersion", None)
         if namespace:
             await self._check_namespace_usable(namespace)
+        if self.admission is not None:
+            await self.admission.admit(obj)
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for attempt in range(GENERATE_NAME_ATTEMPTS):
             candidate = copy.deepcopy(obj) if generated else obj

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from apiserver.registry.allocator import ServiceAllocator
 from apiserver.registry.builtin import strategy_for
+from apiserver.registry.core.priority import PriorityAdmission
 from apiserver.registry.generic import NamespaceLookup, ResourceStore
 from apiserver.resources import BUILTIN_RESOURCES, ResourceInfo
 from apiserver.storage.cacher import WatchCache
@@ -43,6 +44,9 @@ class Registry:
         self.namespaces = NamespaceLookup(storage, self._ns_cache, ns_info.storage_prefix)
         for info in resources:
             self._add(info)
+        pods, priority_classes = self.get("", "v1", "pods"), self.get("scheduling.k8s.io", "v1", "priorityclasses")
+        if pods is not None and priority_classes is not None:
+            pods.admission = PriorityAdmission(priority_classes)
 
     def _make_cache(self, info: ResourceInfo) -> WatchCache | None:
         if not self.watch_cache:

@@ -26,6 +26,7 @@ import orjson
 
 from machinery.client.config import ClientConfig
 from machinery.client.resources import Resource
+from machinery.client.transport import StreamTransport
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, service_unavailable
 from machinery.ratelimit import TokenBucket
@@ -61,12 +62,17 @@ class ApiClient:
         self.max_retries = max_retries
         self._bucket = TokenBucket(config.qps, config.burst, clock)
         self._inflight = asyncio.Semaphore(max_in_flight)
+        ssl_context = config.ssl_context()
         common = {"base_url": config.server, "headers": {"User-Agent": config.user_agent, "Accept": JSON},
-                  "transport": transport, "auth": _ConfigAuth(config, clock), "verify": config.ssl_context(),
+                  "auth": _ConfigAuth(config, clock), "verify": ssl_context,
                   "timeout": httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0))}
+        # our own lean HTTP/1.1 transport (machinery.client.transport): httpx's default one was most of the CPU
         self._http = httpx.AsyncClient(
-            **common, limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight))
-        self._watch_http = httpx.AsyncClient(**common, limits=httpx.Limits(max_connections=None))
+            **common, limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
+            transport=transport or StreamTransport(ssl_context=ssl_context, max_connections=max_in_flight))
+        self._watch_http = httpx.AsyncClient(
+            **common, limits=httpx.Limits(max_connections=None),
+            transport=transport or StreamTransport(ssl_context=ssl_context, max_connections=None))
 
     async def __aenter__(self) -> ApiClient:
         return self

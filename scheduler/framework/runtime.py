@@ -72,7 +72,8 @@ def fit_error_message(num_all_nodes: int, diagnosis: Diagnosis) -> str:
     else:
         message += f" {reasons_histogram(diagnosis.node_statuses.values())}."
     if diagnosis.post_filter_message:
-        message += " " + diagnosis.post_filter_message
+        # as kube-scheduler formats it: " %v." — so a PostFilter message ending in "." ends in ".."
+        message += f" {diagnosis.post_filter_message}."
     return message
 
 

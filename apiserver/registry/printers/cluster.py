@@ -101,9 +101,17 @@ def _priorityclass_row(pc: dict, now: datetime) -> list:
             pc.get("preemptionPolicy") or ""]
 
 
+WORKLOAD_COLUMNS = [name_col(), age_col()]
+
+
+def _workload_row(workload: dict, now: datetime) -> list:
+    return [name_cell(workload), age_cell(workload, now)]
+
+
 PRINTERS = {
     ("coordination.k8s.io", "Lease"): Printer(LEASE_COLUMNS, _lease_row),
     ("discovery.k8s.io", "EndpointSlice"): Printer(ENDPOINTSLICE_COLUMNS, _endpointslice_row),
     ("policy", "PodDisruptionBudget"): Printer(PDB_COLUMNS, _pdb_row),
     ("scheduling.k8s.io", "PriorityClass"): Printer(PRIORITYCLASS_COLUMNS, _priorityclass_row),
+    ("scheduling.k8s.io", "Workload"): Printer(WORKLOAD_COLUMNS, _workload_row),
 }

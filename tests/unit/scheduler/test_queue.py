@@ -431,3 +431,20 @@ def test_is_pod_updated_ignores_status_and_bookkeeping() -> None:
     annotated = make_pod("a")
     annotated["metadata"]["annotations"] = {"k": "v"}
     assert is_pod_updated(old, annotated)
+
+
+async def test_activate_moves_held_pods_to_active_rerunning_pre_enqueue():
+    from machinery.clock import FakeClock
+    from scheduler.queue import SchedulingQueue
+    allowed: set[str] = set()
+    queue = SchedulingQueue(lambda a, b: a.timestamp < b.timestamp, clock=FakeClock(),
+                            pre_enqueue=lambda info: info.name in allowed)
+    held = {"metadata": {"name": "held", "namespace": "ns", "uid": "u1"}, "spec": {}}
+    queue.add(held)
+    assert queue.len_gated() == 1 and queue.len_active() == 0
+    queue.activate([held])  # still refused by PreEnqueue: stays gated
+    assert queue.len_gated() == 1 and queue.len_active() == 0
+    allowed.add("held")
+    queue.activate([held, {"metadata": {"name": "unknown", "namespace": "ns", "uid": "u2"}}])
+    assert queue.len_gated() == 0 and queue.len_active() == 1
+    assert (await queue.pop()).pod_info.name == "held"

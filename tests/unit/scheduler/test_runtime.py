@@ -159,7 +159,7 @@ def test_post_filter_message_is_appended():
                                               "found for incoming pod.")
     assert fit_error_message(1, diagnosis) == (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption "
-        "victims found for incoming pod.")
+        "victims found for incoming pod..")
 
 
 def test_pre_filter_result_restricts_nodes_and_skip_is_honoured():
