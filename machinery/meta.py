@@ -135,6 +135,10 @@ def field_value(obj: Mapping[str, Any], dotted_path: str) -> Any:
 # --- time ---------------------------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
 def _utc(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -145,7 +149,8 @@ def _utc(now: datetime | None) -> datetime:
 
 def format_rfc3339(moment: datetime) -> str:
     """metav1.Time's wire form: UTC, whole seconds, ``Z`` (``2026-11-22T10:00:00Z``)."""
-    return _format_second(int(_utc(moment).timestamp() // 1))
+    # whole seconds by integer arithmetic: a float timestamp rounds up near the next second in far years
+    return _format_second((_utc(moment) - _EPOCH) // _SECOND)
 
 
 @functools.lru_cache(maxsize=16)
