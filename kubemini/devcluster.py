@@ -1,8 +1,8 @@
-"""``make up`` / ``make down``: etcd, the API server and the controller-manager in the background.
+"""``make up`` / ``make down``: etcd, the API server, the controller-manager and the scheduler in the background.
 
-A stand-in for ``kubemini up`` until the whole cluster (scheduler, kubelet) exists: it starts etcd,
-one API server and the controller-manager as detached processes, writes ``<data-dir>/kubeconfig``
-and prints how to use it. State (pids, logs, etcd data) lives in the data dir.
+A stand-in for ``kubemini up`` until the whole cluster (kubelet included) exists: it starts etcd,
+one API server, the controller-manager and the scheduler as detached processes, writes
+``<data-dir>/kubeconfig`` and prints how to use it. State (pids, logs, etcd data) lives in the data dir.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError
-from kubemini.process import ComponentStartError, ControllerManagerProcess
+from kubemini.process import ComponentStartError, ControllerManagerProcess, SchedulerProcess
 
 
 def _alive(pid: int) -> bool:
@@ -29,6 +29,16 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _stop(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace`` seconds."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _port_free(port: int) -> bool:
@@ -70,18 +80,22 @@ def up(data_dir: Path, port: int) -> int:
         return 1
     print(f"  API server ready at {api.url} ({time.monotonic() - started:.1f}s)")
     kubeconfig = write_kubeconfig(data_dir / "kubeconfig", api.url)
-    print("starting the controller-manager ...", flush=True)
-    manager = ControllerManagerProcess(kubeconfig, data_dir / "logs")
-    try:
-        manager.start()
-    except ComponentStartError as exc:
-        api.stop()
-        etcd.stop()
-        print(f"the controller-manager failed: {exc}", file=sys.stderr)
-        return 1
-    print(f"  controller-manager ready, /metrics at {manager.url} ({time.monotonic() - started:.1f}s)")
-    state_file.write_text(json.dumps({"controller-manager": manager.pid, "apiserver": api.pid, "etcd": etcd.pid}))
-    print(f"\nkubemini is up (etcd, API server, controller-manager). Use it with:\n  export KUBECONFIG={kubeconfig}\n"
+    pids = {"apiserver": api.pid, "etcd": etcd.pid}
+    for component in (ControllerManagerProcess(kubeconfig, data_dir / "logs"),
+                      SchedulerProcess(kubeconfig, data_dir / "logs")):
+        print(f"starting the {component.name} ...", flush=True)
+        try:
+            component.start()
+        except ComponentStartError as exc:
+            for pid in pids.values():
+                _stop(pid)
+            print(f"the {component.name} failed: {exc}", file=sys.stderr)
+            return 1
+        pids = {component.name: component.pid, **pids}
+        print(f"  {component.name} ready, /metrics at {component.url} ({time.monotonic() - started:.1f}s)")
+    state_file.write_text(json.dumps(pids))
+    print("\nkubemini is up (etcd, API server, controller-manager, scheduler; no kubelet yet, so pods stay "
+          f"Pending). Use it with:\n  export KUBECONFIG={kubeconfig}\n"
           f"  kubectl get namespaces\nLogs: {data_dir}/logs, {data_dir}/etcd/etcd.log. Stop with `make down`.")
     return 0
 
@@ -92,15 +106,9 @@ def down(data_dir: Path) -> int:
         print(f"nothing is running from {data_dir}")
         return 0
     pids = json.loads(state_file.read_text())
-    for name in ("controller-manager", "apiserver", "etcd"):  # reverse start order
-        pid = pids.get(name)
+    for name, pid in pids.items():  # written in reverse start order
         if pid and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            _stop(pid)
             print(f"stopped {name} (pid {pid})")
     state_file.unlink()
     return 0
@@ -108,10 +116,10 @@ def down(data_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubemini.devcluster",
-                                     description="Run etcd, the API server and the controller-manager "
-                                                 "in the background.")
+                                     description="Run etcd, the API server, the controller-manager and "
+                                                 "the scheduler in the background.")
     sub = parser.add_subparsers(dest="command", required=True)
-    up_parser = sub.add_parser("up", help="start etcd, the API server and the controller-manager")
+    up_parser = sub.add_parser("up", help="start etcd, the API server, the controller-manager and the scheduler")
     up_parser.add_argument("--data-dir", type=Path, default=Path.home() / ".kubemini")
     up_parser.add_argument("--port", type=int, default=6443, help="API server port (default: %(default)s)")
     down_parser = sub.add_parser("down", help="stop what `up` started")

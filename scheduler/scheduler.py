@@ -221,7 +221,7 @@ class Scheduler:
     def _find_node(self, framework: Framework, state: CycleState, pod_info: PodInfo) -> str:
         snapshot = self.cache.snapshot()
         if not len(snapshot):
-            raise FitError(pod_info, 0, Diagnosis(pre_filter_message="no nodes available to schedule pods"))
+            raise FitError(pod_info, 0, Diagnosis())
         feasible, diagnosis = framework.find_feasible_nodes(state, pod_info, snapshot)
         if not feasible:
             raise FitError(pod_info, len(snapshot), diagnosis)
@@ -231,7 +231,7 @@ class Scheduler:
         return framework.select_host(feasible, totals).name
 
     async def _preempt(self, framework: Framework, state: CycleState, fit: FitError) -> None:
-        if not framework.points["postFilter"]:
+        if not framework.points["postFilter"] or fit.num_all_nodes == 0:
             return
         metrics.PREEMPTION_ATTEMPTS.inc()
         try:

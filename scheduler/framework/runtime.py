@@ -65,7 +65,12 @@ class FitError(Exception):
         return fit_error_message(self.num_all_nodes, self.diagnosis)
 
 
+NO_NODES_AVAILABLE = "no nodes available to schedule pods"
+
+
 def fit_error_message(num_all_nodes: int, diagnosis: Diagnosis) -> str:
+    if num_all_nodes == 0:
+        return NO_NODES_AVAILABLE
     message = f"0/{num_all_nodes} nodes are available:"
     if diagnosis.pre_filter_message:
         message += f" {diagnosis.pre_filter_message}."

@@ -153,6 +153,10 @@ def test_feasible_nodes_and_the_failure_message():
     assert diagnosis.node_statuses["b"].code == Code.UNSCHEDULABLE_AND_UNRESOLVABLE
 
 
+def test_no_nodes_at_all_is_said_plainly():
+    assert fit_error_message(0, Diagnosis()) == "no nodes available to schedule pods"
+
+
 def test_post_filter_message_is_appended():
     diagnosis = Diagnosis(node_statuses={"a": unschedulable("Insufficient cpu")},
                           post_filter_message="preemption: 0/1 nodes are available: 1 No preemption victims "
