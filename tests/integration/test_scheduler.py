@@ -7,6 +7,7 @@ Each test creates its nodes and deletes them afterwards, so "0/N nodes are avail
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import uuid
 
@@ -16,6 +17,7 @@ import pytest
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdServer
 from kubemini.process import SchedulerProcess
+from tests.conftest import KUBECTL
 from tests.support import wait_for
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -132,6 +134,9 @@ def test_a_pod_that_fits_nowhere_stays_pending_and_says_why(api, ns, nodes, clus
     assert message.endswith("preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, "
                             "1 Preemption is not helpful for scheduling.."), message
     assert node_of(api, ns, "huge") == ""
+    described = subprocess.run([KUBECTL, "--kubeconfig", str(cluster[1]), "describe", "pod", "huge", "-n", ns],
+                               capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "FailedScheduling" in described and "0/2 nodes are available: 1 Insufficient cpu" in described
     # the pod becomes schedulable when a big enough node appears
     nodes.add("big", cpu="16")
     assert wait_bound(api, ns, "huge") == "big"
@@ -239,3 +244,71 @@ def test_gang_binds_only_when_all_members_fit(api, ns, nodes):
     placed = [wait_bound(api, ns, f"w{i}", timeout=30) for i in range(4)]
     assert sorted(placed) == ["gang-1", "gang-2", "gang-3", "gang-4"]
     watcher_done.set()
+
+
+LEADER_ARGS = ["--leader-elect", "--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
+               "--leader-elect-retry-period", "0.5"]
+
+
+def leading(proc: SchedulerProcess) -> bool:
+    try:
+        text = httpx.get(proc.url + "/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return False
+    return 'leader_election_master_status{name="kube-scheduler"} 1.0' in text
+
+
+def test_two_schedulers_one_leader_and_failover_binds_each_pod_once(tmp_path):
+    etcd = EtcdServer(tmp_path / "etcd").start()
+    api_proc = ApiServerProcess([etcd.endpoint], tmp_path).start()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_proc.url)
+    first = SchedulerProcess(kubeconfig, tmp_path, extra_args=LEADER_ARGS, log_name="sched-1")
+    second = SchedulerProcess(kubeconfig, tmp_path, extra_args=LEADER_ARGS, log_name="sched-2")
+    api = httpx.Client(base_url=api_proc.url, timeout=30)
+    bindings: dict[str, list[str]] = {}
+    stop = threading.Event()
+    try:
+        api.post("/api/v1/namespaces", json={"metadata": {"name": "kube-system"}})
+        nodes = Nodes(api)
+        nodes.add("ha-1")
+        nodes.add("ha-2")
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "ha"}}).status_code == 201
+
+        def watch() -> None:
+            with httpx.Client(base_url=api_proc.url, timeout=None) as client, client.stream(
+                    "GET", "/api/v1/namespaces/ha/pods", params={"watch": "true", "timeoutSeconds": "60"}) as s:
+                for line in s.iter_lines():
+                    obj = json.loads(line)["object"]
+                    node_name = obj["spec"].get("nodeName")
+                    seen = bindings.setdefault(obj["metadata"]["name"], [])
+                    if node_name and (not seen or seen[-1] != node_name):
+                        seen.append(node_name)
+                    if stop.is_set():
+                        return
+
+        threading.Thread(target=watch, daemon=True).start()
+        first.start()
+        second.start()
+        leader = wait_for(lambda: next((p for p in (first, second) if leading(p)), None), 10, message="a leader")
+        standby = second if leader is first else first
+        assert not leading(standby)
+        for i in range(10):
+            create(api, "ha", make_pod(f"before-{i}"))
+        for i in range(10):
+            wait_bound(api, "ha", f"before-{i}")
+        leader.kill()
+        for i in range(10):
+            create(api, "ha", make_pod(f"after-{i}"))
+        wait_for(lambda: leading(standby), 10, message="the standby leading")
+        for i in range(10):
+            wait_bound(api, "ha", f"after-{i}")
+        stop.set()
+        assert len(bindings) == 20
+        assert all(len(nodes_seen) == 1 for nodes_seen in bindings.values()), bindings
+    finally:
+        stop.set()
+        first.stop()
+        second.stop()
+        api.close()
+        api_proc.stop()
+        etcd.stop()
