@@ -1,11 +1,15 @@
 """A lean HTTP/1.1 transport for httpx over asyncio streams: what :class:`ApiClient` sends its requests with.
 
-Why it exists: httpx's default transport (httpcore over anyio) is most of the client's CPU. Against our
+Why it exists: httpx's default transport (httpcore over anyio) was most of the client's CPU. Against our
 API server a sequential GET cost ~670 µs of client CPU, of which httpx's client layer (measured over a
 MockTransport) was ~104 µs — so ~560 µs went to httpcore/anyio, and the controllers and the scheduler
 (its binding POSTs) were bottlenecked on it. This transport speaks just the HTTP/1.1 the API server
-needs — one ``write`` per request, the response head read in one ``readuntil`` — and brings a GET down to
-~150 µs of client CPU in total (see the measurement in the change that introduced it).
+needs — one ``write`` per request, the response head read with one ``readuntil`` and a small body with
+one ``readexactly`` — and costs ~20 µs of Python per request of its own (plus ~18 µs building the
+httpx.Response). Measured on one machine, same run, 2,000 sequential GETs through ApiClient under uvloop:
+~840-900 µs of client CPU per GET with httpx's transport, ~360-380 µs with this one. What is left is
+httpx's client layer (URL merging, cookies, auth flow, response decoding: ~120-200 µs) and the kernel
+and event loop (a bare asyncio-streams loop doing the same GETs costs ~110 µs).
 
 What it does:
 
@@ -158,11 +162,12 @@ async def _exchange(pool: _Pool, conn: _Conn, request: httpx.Request, payload: b
     status, reason, headers, http10 = head
     extensions = {"http_version": b"HTTP/1.0" if http10 else b"HTTP/1.1", "reason_phrase": reason}
     if body is not None or framing == _NONE:
+        response = httpx.Response(status, headers=headers, content=body, extensions=extensions)
         if keep_alive:
             pool.release(conn)
         else:
             pool.discard(conn)
-        return httpx.Response(status, headers=headers, content=body, extensions=extensions)
+        return response
     stream = _ResponseStream(pool, conn, request, framing, length, keep_alive, timeouts.get("read"))
     return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
 
