@@ -224,12 +224,18 @@ class Framework:
 
     def run_filter(self, state: fw.CycleState, pod_info: PodInfo, node_info: NodeInfo) -> Status | None:
         """Every Filter plugin on one node; the first rejection wins (None: the node fits)."""
-        for plugin in self.points["filter"]:
-            if plugin.NAME in state.skip_filter_plugins:
-                continue
-            status = plugin.filter(state, pod_info, node_info)
+        return self._run_filters(self._active_filters(state), state, pod_info, node_info)
+
+    def _active_filters(self, state: fw.CycleState) -> list[tuple[str, Callable[..., Status | None]]]:
+        return [(p.NAME, p.filter) for p in self.points["filter"] if p.NAME not in state.skip_filter_plugins]
+
+    @staticmethod
+    def _run_filters(filters: list[tuple[str, Callable[..., Status | None]]], state: fw.CycleState,
+                     pod_info: PodInfo, node_info: NodeInfo) -> Status | None:
+        for name, run in filters:
+            status = run(state, pod_info, node_info)
             if status is not None and not status.is_success():
-                return status.with_plugin(plugin.NAME)
+                return status.with_plugin(name)
         return None
 
     def _filter_with_nominated(self, state: fw.CycleState, pod_info: PodInfo, node_info: NodeInfo) -> Status | None:
@@ -279,13 +285,14 @@ class Framework:
         processed = 0
         count = len(candidates)
         nominated_nodes = self.nominated_node_names()
+        filters, run_filters = self._active_filters(state), self._run_filters
         for i in range(count):
             node = candidates[(start + i) % count]
             processed += 1
             if nominated_nodes and node.name in nominated_nodes:
                 status = self._filter_with_nominated(state, pod_info, node)
             else:
-                status = self.run_filter(state, pod_info, node)
+                status = run_filters(filters, state, pod_info, node)
             if status is None:
                 feasible.append(node)
                 if len(feasible) >= to_find:
@@ -311,8 +318,12 @@ class Framework:
         for plugin in self.points["score"]:
             if plugin.NAME in state.skip_score_plugins:
                 continue
-            score = plugin.score
-            values = [score(state, pod_info, node) for node in nodes]
+            score_nodes = getattr(plugin, "score_nodes", None)
+            if score_nodes is not None:
+                values = score_nodes(state, pod_info, nodes)
+            else:
+                score = plugin.score
+                values = [score(state, pod_info, node) for node in nodes]
             normalize = getattr(plugin, "normalize_score", None)
             if normalize is not None:
                 scores = [fw.NodeScore(node.name, value) for node, value in zip(nodes, values, strict=True)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.framework import CycleState, Handle, NodeInfo, PodInfo, Status
+from scheduler.framework import CycleState, Handle, NodeInfo, PodInfo, Status, skip
 
 MB = 1024 * 1024
 MIN_THRESHOLD = 23 * MB
@@ -95,7 +95,10 @@ class ImageLocality:
         return _ImageState(tuple(per_container), len(containers), len(snapshot) if snapshot is not None else 0)
 
     def pre_score(self, state: CycleState, pod_info: PodInfo, nodes: list[NodeInfo]) -> Status | None:
-        state.write(PRE_SCORE_KEY, self._image_state(pod_info))
+        image_state = self._image_state(pod_info)
+        if not image_state.containers:
+            return skip()  # no node has any of the pod's images: every node would score the same
+        state.write(PRE_SCORE_KEY, image_state)
         return None
 
     def score(self, state: CycleState, pod_info: PodInfo, node_info: NodeInfo) -> int:

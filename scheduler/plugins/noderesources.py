@@ -282,6 +282,30 @@ class NodeResourcesFit:
             pod_requests = self.scorer.pod_requests(pod_info)
         return self.scorer.score(node_info, pod_requests)
 
+    def score_nodes(self, state: CycleState, pod_info: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """Every node's score at once: the default LeastAllocated on cpu and memory as one tight loop
+        (the same integer arithmetic as :func:`least_allocated`), anything else node by node."""
+        pod_requests = state.get(PRE_SCORE_KEY) or self.scorer.pod_requests(pod_info)
+        scorer = self.scorer
+        if not scorer.cpu_memory_only or scorer.scorer is not least_allocated:
+            return [scorer.score(node, pod_requests) for node in nodes]
+        pod_cpu, pod_memory = pod_requests
+        w_cpu, w_memory = scorer.weights
+        w_sum = w_cpu + w_memory
+        scores = []
+        for node in nodes:
+            allocatable, requested = node.allocatable, node.non_zero_requested
+            cpu, memory = allocatable.milli_cpu, allocatable.memory
+            if not cpu or not memory:
+                scores.append(scorer.score(node, pod_requests))
+                continue
+            used_cpu, used_memory = requested.milli_cpu + pod_cpu, requested.memory + pod_memory
+            total = (cpu - used_cpu) * MAX_NODE_SCORE // cpu * w_cpu if used_cpu <= cpu else 0
+            if used_memory <= memory:
+                total += (memory - used_memory) * MAX_NODE_SCORE // memory * w_memory
+            scores.append(total // w_sum)
+        return scores
+
     def events_to_register(self) -> list[ClusterEvent]:
         return [ClusterEvent("Pod", "Delete"), ClusterEvent("Node", "Add"),
                 ClusterEvent("Node", "UpdateNodeAllocatable")]

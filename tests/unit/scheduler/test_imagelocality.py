@@ -69,7 +69,9 @@ CASES = [
 def test_score(pod_info, expected):
     pl = plugin()
     state = CycleState()
-    assert pl.pre_score(state, pod_info, SNAPSHOT.node_infos) is None
+    status = pl.pre_score(state, pod_info, SNAPSHOT.node_infos)
+    # PreScore skips the plugin when no node has any of the pod's images (every node would score 0)
+    assert (status is not None and status.is_skip()) == (not any(expected.values()))
     for name, score in expected.items():
         node_info = SNAPSHOT.get(name)
         assert pl.score(state, pod_info, node_info) == score, name
