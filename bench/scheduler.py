@@ -128,12 +128,12 @@ async def bench_scheduler(work_dir: Path, nodes: int, batches: list[tuple[str, i
     try:
         await _create_nodes(host, port, nodes)
         scheduler.start()
-        conn = await Connection.open(host, port)
         for kind, count in batches:
             namespace = f"sched-{kind}"
+            conn = await Connection.open(host, port)  # a fresh one: the server closes idle keep-alives
             await conn.request("POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": namespace}}))
+            conn.close()
             results.append(await _batch(host, port, namespace, kind, count))
-        conn.close()
     finally:
         scheduler.stop()
         api.stop()

@@ -1,11 +1,11 @@
-"""The controller manager: builds the enabled controllers, leads (optionally) and runs them together.
+"""The controller manager: builds the enabled controllers and runs them together.
 
 Controllers register here by ``NAME``. The manager owns what they share — one API client, one
 shared informer factory (one list+watch per resource for the whole process), a clock — and gives
 each its own event recorder (``<name>-controller``, as kube-controller-manager's events read). With
-leader election, controllers run only while this process holds the ``kube-system/kube-controller-manager``
-Lease; losing it stops them and ends :func:`run_manager` with :class:`LeadershipLost`, so the process exits
-and a supervisor restarts it as a candidate (what kube-controller-manager does).
+leader election (:mod:`machinery.component`), controllers run only while the process holds the
+``kube-system/kube-controller-manager`` Lease; losing it stops them and the process exits, so a
+supervisor restarts it as a candidate (what kube-controller-manager does).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from controllers.controller import Controller, ControllerContext
 from controllers.deployment import DeploymentController
 from controllers.garbagecollector import GarbageCollector
-from controllers.metrics import LEADER, QUEUES
+from controllers.metrics import QUEUES
 from controllers.namespace import NamespaceController
 from controllers.replicaset import ReplicaSetController
 from controllers.serviceaccount import ServiceAccountsController
@@ -25,7 +25,6 @@ from machinery.client import ApiClient
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.events import EventRecorder
 from machinery.informer import SharedInformerFactory
-from machinery.leaderelection import LeaderElectionConfig, LeaderElector, LeadershipLost
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +88,6 @@ class ControllerManager:
                     tasks.create_task(controller.run(self.workers.get(controller.NAME)), name=controller.NAME)
         finally:
             await informers.stop()
-
-    async def run(self, election: LeaderElectionConfig | None = None) -> LeadershipLost | None:
-        if election is None:
-            await self.run_controllers()
-            return None
-        elector = LeaderElector(self.client, election, self.clock,
-                                on_new_leader=lambda who: log.info("the leader is now %s", who))
-        LEADER.labels("kube-controller-manager").set(0)
-        log.info("waiting to lead %s/%s as %s", election.lease_namespace, election.lease_name, election.identity)
-
-        async def lead() -> None:
-            LEADER.labels("kube-controller-manager").set(1)
-            try:
-                await self.run_controllers()
-            finally:
-                LEADER.labels("kube-controller-manager").set(0)
-
-        return await elector.run(lead)
 
     def synced(self) -> bool:
         return bool(self.running) and all(c.synced() for c in self.running)
