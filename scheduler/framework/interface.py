@@ -155,8 +155,9 @@ class PreScorePlugin(Protocol):
 @runtime_checkable
 class ScorePlugin(Protocol):
     """``normalize_score(state, pod_info, scores)`` is optional: it rescales ``scores`` in place to 0..100.
-    ``score_nodes(state, pod_info, nodes) -> list[int]`` is optional too: all nodes' scores in one call,
-    for plugins where a tight loop beats a call per node (it must equal ``score`` node by node)."""
+    ``score_nodes(state, pod_info, nodes) -> list[int]`` is optional too: all nodes' final scores in one
+    call (``score`` node by node, then ``normalize_score``), for plugins where a tight loop beats a call
+    per node."""
 
     NAME: str
 

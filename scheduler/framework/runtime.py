@@ -319,12 +319,13 @@ class Framework:
             if plugin.NAME in state.skip_score_plugins:
                 continue
             score_nodes = getattr(plugin, "score_nodes", None)
-            if score_nodes is not None:
+            normalize = getattr(plugin, "normalize_score", None)
+            if score_nodes is not None:  # final scores, already normalized
                 values = score_nodes(state, pod_info, nodes)
+                normalize = None
             else:
                 score = plugin.score
                 values = [score(state, pod_info, node) for node in nodes]
-            normalize = getattr(plugin, "normalize_score", None)
             if normalize is not None:
                 scores = [fw.NodeScore(node.name, value) for node, value in zip(nodes, values, strict=True)]
                 normalize(state, pod_info, scores)

@@ -119,6 +119,17 @@ class TaintToleration:
     def normalize_score(self, state: CycleState, pod_info: PodInfo, scores: list[NodeScore]) -> None:
         default_normalize_score(scores, reverse=True)
 
+    def score_nodes(self, state: CycleState, pod_info: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """Final (normalized) scores of all nodes at once: on nodes without taints — the usual case —
+        no per-node call and no NodeScore objects."""
+        counts = [self.score(state, pod_info, node) if node.node is not None and
+                  (node.node.get("spec") or {}).get("taints") else 0 for node in nodes]
+        if not any(counts):
+            return [MAX_NODE_SCORE] * len(nodes)
+        scores = [NodeScore(node.name, count) for node, count in zip(nodes, counts, strict=True)]
+        default_normalize_score(scores, reverse=True)
+        return [s.score for s in scores]
+
     def events_to_register(self) -> list[ClusterEvent]:
         return [ClusterEvent("Node", "Add"), ClusterEvent("Node", "UpdateNodeTaint"),
                 ClusterEvent("Pod", "UpdatePodToleration")]

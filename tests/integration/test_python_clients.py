@@ -118,8 +118,17 @@ def test_deployment_crud_and_scale(apps, namespace):
     assert [c.image for c in patched.spec.template.spec.containers] == ["nginx:1.28"]
     assert patched.metadata.generation == 2
 
-    patched.spec.template.spec.containers[0].image = "nginx:1.29"
-    replaced = apps.replace_namespaced_deployment("web", namespace, patched)
+    # a read-modify-write, retried on conflict as client code must (the controller-manager, when this
+    # session runs one, writes the deployment's status and revision annotation meanwhile)
+    current = patched
+    for _ in range(10):
+        current.spec.template.spec.containers[0].image = "nginx:1.29"
+        try:
+            replaced = apps.replace_namespaced_deployment("web", namespace, current)
+            break
+        except ApiException as exc:
+            assert exc.status == 409, exc
+            current = apps.read_namespaced_deployment("web", namespace)
     assert replaced.spec.template.spec.containers[0].image == "nginx:1.29"
 
     scale = apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 3}})

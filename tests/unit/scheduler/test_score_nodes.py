@@ -34,3 +34,19 @@ def test_batch_scores_equal_per_node_scores(specs, pod_cpu, pod_memory, weights)
         if status is not None and status.is_skip():
             continue
         assert plugin.score_nodes(state, pod, nodes) == [plugin.score(state, pod, n) for n in nodes]
+
+
+def test_taint_toleration_batch_scores_equal_scored_then_normalized():
+    from scheduler.framework import NodeScore
+    from scheduler.plugins.tainttoleration import TaintToleration
+    plugin = TaintToleration({}, None)
+    prefer = {"key": "k", "value": "v", "effect": "PreferNoSchedule"}
+    nodes = [NodeInfo({"metadata": {"name": f"n{i}"}, "spec": {"taints": [prefer] * i} if i else {},
+                       "status": {"allocatable": {"cpu": "1"}}}) for i in range(4)]
+    pod = PodInfo({"metadata": {"name": "x", "namespace": "ns", "uid": "x"}, "spec": {"containers": []}})
+    for subset in (nodes[:1], nodes):
+        state = CycleState()
+        plugin.pre_score(state, pod, subset)
+        scores = [NodeScore(n.name, plugin.score(state, pod, n)) for n in subset]
+        plugin.normalize_score(state, pod, scores)
+        assert plugin.score_nodes(state, pod, subset) == [s.score for s in scores]
