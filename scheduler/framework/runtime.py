@@ -340,16 +340,10 @@ class Framework:
 
     @staticmethod
     def select_host(nodes: list[NodeInfo], totals: list[int]) -> NodeInfo:
-        """The best-scored node; ties broken at random (reservoir sampling, like Kubernetes)."""
-        best, best_score, ties = nodes[0], totals[0], 1
-        for node, score in zip(nodes[1:], totals[1:], strict=True):
-            if score > best_score:
-                best, best_score, ties = node, score, 1
-            elif score == best_score:
-                ties += 1
-                if random.randrange(ties) == 0:
-                    best = node
-        return best
+        """The best-scored node; ties broken uniformly at random (as Kubernetes' reservoir sampling does)."""
+        best = max(totals)
+        tied = [i for i, total in enumerate(totals) if total == best]
+        return nodes[tied[0] if len(tied) == 1 else random.choice(tied)]
 
     async def run_post_filter(self, state: fw.CycleState, pod_info: PodInfo,
                               statuses: Mapping[str, Status]) -> tuple[fw.PostFilterResult | None, Status]:
