@@ -104,10 +104,13 @@ class SchedulerCache:
     def update_pod(self, old: Obj, new: Obj) -> None:
         self.add_pod(new)
 
-    def remove_pod(self, pod: Obj) -> None:
+    def remove_pod(self, pod: Obj) -> bool:
+        """Forget the pod (bound or assumed) with this uid; False when the cache did not hold it."""
         state = self._pods.pop(uid_of(pod), None)
-        if state is not None:
-            self._remove_from_node(state.pod_info, state.node_name)
+        if state is None:
+            return False
+        self._remove_from_node(state.pod_info, state.node_name)
+        return True
 
     def pod_count(self) -> int:
         return len(self._pods)

@@ -114,9 +114,14 @@ def _profile(raw: Any, index: int, known: set[str], source: str) -> Profile:
     where = f"{source}: profiles[{index}]"
     if not isinstance(raw, dict):
         raise SchedulerConfigError(f"{where} must be an object")
-    profile = Profile(scheduler_name=raw.get("schedulerName") or DEFAULT_SCHEDULER_NAME,
+    scheduler_name = raw.get("schedulerName") or DEFAULT_SCHEDULER_NAME
+    if not isinstance(scheduler_name, str):
+        raise SchedulerConfigError(f"{where}.schedulerName must be a string")
+    profile = Profile(scheduler_name=scheduler_name,
                       percentage_of_nodes_to_score=_percentage(raw.get("percentageOfNodesToScore"), where))
     plugins = raw.get("plugins") or {}
+    if not isinstance(plugins, dict):
+        raise SchedulerConfigError(f"{where}.plugins must be an object keyed by extension point")
     for point, value in plugins.items():
         if point != "multiPoint" and point not in EXTENSION_POINTS:
             raise SchedulerConfigError(f"{where}.plugins: unknown extension point {point!r}")
@@ -128,8 +133,11 @@ def _profile(raw: Any, index: int, known: set[str], source: str) -> Profile:
             profile.multi_point = PluginSet([*(p for p in base if p[0] not in enabled_names), *plugin_set.enabled])
         else:
             profile.points[point] = plugin_set
-    for entry in raw.get("pluginConfig") or []:
-        name = (entry or {}).get("name")
+    plugin_config = raw.get("pluginConfig") or []
+    if not isinstance(plugin_config, list) or not all(isinstance(e, dict) for e in plugin_config):
+        raise SchedulerConfigError(f"{where}.pluginConfig must be a list of {{name, args}} objects")
+    for entry in plugin_config:
+        name = entry.get("name")
         if name not in known:
             raise SchedulerConfigError(f"{where}.pluginConfig: unknown plugin {name!r}")
         args = entry.get("args") or {}
@@ -143,6 +151,10 @@ def _plugin_set(value: Any, where: str, known: set[str]) -> PluginSet:
     if not isinstance(value, dict):
         raise SchedulerConfigError(f"{where} must be an object with enabled/disabled lists")
     result = PluginSet()
+    for key in ("enabled", "disabled"):
+        entries = value.get(key) or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise SchedulerConfigError(f"{where}.{key} must be a list of {{name: ...}} objects")
     for entry in value.get("enabled") or []:
         name, weight = (entry or {}).get("name"), (entry or {}).get("weight", 0)
         if name not in known:

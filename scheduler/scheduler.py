@@ -21,7 +21,7 @@ from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_not_found
 from machinery.events import EventRecorder
 from machinery.informer import SharedInformerFactory
-from machinery.meta import labels_of, now_rfc3339
+from machinery.meta import labels_of, now_rfc3339, uid_of
 from scheduler import metrics
 from scheduler.cache import SchedulerCache
 from scheduler.framework.interface import ClusterEvent, CycleState
@@ -101,6 +101,11 @@ class Scheduler:
             self._track_nomination(pod)
 
     def on_pod_update(self, old: Obj, new: Obj) -> None:
+        if uid_of(old) != uid_of(new):
+            # a delete and a re-create under the same name, merged into one update by a relist
+            self.on_pod_delete(old)
+            self.on_pod_add(new)
+            return
         if is_assigned(new):
             if not is_assigned(old):
                 self.queue.delete(old)  # bound (by us or by someone else)
@@ -113,7 +118,9 @@ class Scheduler:
         elif self.responsible_for(new):
             if is_finished(new) or _deleting(new):
                 self.queue.delete(new)
-            else:
+            elif not self.cache.is_assumed(uid_of(new)):
+                # an assumed pod is being bound (or was, and the informer lags): requeueing it would schedule
+                # it twice (kube-scheduler skips such updates too)
                 self.queue.update(old, new)
                 self._track_nomination(new)
 
@@ -122,6 +129,10 @@ class Scheduler:
             self.cache.remove_pod(pod)
             self.queue.move_all_to_active_or_backoff(POD_DELETE)
         else:
+            # after a relist the object is the last one the informer saw, which may predate our binding:
+            # a pod we assumed (or bound) must still leave the cache
+            if self.cache.remove_pod(pod):
+                self.queue.move_all_to_active_or_backoff(POD_DELETE)
             self.queue.delete(pod)
             self.queue.delete_nominated((pod.get("metadata") or {}).get("uid") or "")
             for framework in self.profiles.values():
@@ -161,7 +172,12 @@ class Scheduler:
                         queued = await self.queue.pop()
                     except QueueClosed:
                         return
-                    await self.schedule_one(queued)
+                    try:
+                        await self.schedule_one(queued)
+                    except Exception:  # one bad pod must never stop scheduling
+                        log.exception("scheduling cycle for %s failed", queued.pod_info.key)
+                        self.queue.requeue_with_backoff(queued)
+                        self.queue.done(queued.pod_info.uid)
         finally:
             for task in list(self._binding_tasks):
                 task.cancel()
@@ -195,11 +211,15 @@ class Scheduler:
             return
         assumed = PodInfo({**pod_info.pod, "spec": {**pod_info.spec, "nodeName": node_name}})
         self.cache.assume_pod(assumed, node_name)
-        status = framework.run_reserve(state, assumed, node_name)
-        if status is None:
-            status = framework.run_permit(state, assumed, node_name)
-            if status is not None and status.is_wait():
-                status = None
+        try:
+            status = framework.run_reserve(state, assumed, node_name)
+            if status is None:
+                status = framework.run_permit(state, assumed, node_name)
+                if status is not None and status.is_wait():
+                    status = None
+        except Exception as exc:
+            log.exception("Reserve/Permit for %s failed", pod_info.key)
+            status = Status(Code.ERROR, (f"scheduler error: {exc}",))
         if status is not None:
             framework.run_unreserve(state, assumed, node_name)
             self.cache.forget_pod(assumed.uid)
@@ -216,7 +236,7 @@ class Scheduler:
         """The pod was deleted or bound since it was queued (the informer's copy is the truth)."""
         current = self.pods.store.get(pod_info.key)
         return current is None or (current.get("metadata") or {}).get("uid") != pod_info.uid or \
-            is_assigned(current) or _deleting(current)
+            is_assigned(current) or _deleting(current) or self.cache.is_assumed(pod_info.uid)
 
     def _find_node(self, framework: Framework, state: CycleState, pod_info: PodInfo) -> str:
         snapshot = self.cache.snapshot()
@@ -293,15 +313,17 @@ class Scheduler:
         self.queue.done(pod_info.uid)
         log.info("unable to schedule %s: %s", pod_info.key, message)
         self.recorder.event(pod_info.pod, "Warning", "FailedScheduling", message)
-        await self._set_unschedulable_condition(pod_info, message)
+        await self._set_unschedulable_condition(pod_info, message, "SchedulerError" if error else "Unschedulable")
 
-    async def _set_unschedulable_condition(self, pod_info: PodInfo, message: str) -> None:
+    async def _set_unschedulable_condition(self, pod_info: PodInfo, message: str,
+                                           reason: str = "Unschedulable") -> None:
+        """PodScheduled=False with ``reason`` Unschedulable (no node fits) or SchedulerError (something broke)."""
         current = self.pods.store.get(pod_info.key) or pod_info.pod
         for cond in (current.get("status") or {}).get("conditions") or ():
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and \
-                    cond.get("reason") == "Unschedulable" and cond.get("message") == message:
+                    cond.get("reason") == reason and cond.get("message") == message:
                 return  # already says so
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+        condition = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message,
                      "lastTransitionTime": now_rfc3339(self.clock.now()), "lastProbeTime": None}
         patch = {"status": {"conditions": [condition]}}
         try:

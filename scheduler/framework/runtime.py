@@ -192,7 +192,11 @@ class Framework:
 
     def pre_enqueue(self, pod_info: PodInfo) -> Status | None:
         for plugin in self.points["preEnqueue"]:
-            status = plugin.pre_enqueue(pod_info)
+            try:
+                status = plugin.pre_enqueue(pod_info)
+            except Exception as exc:  # the queue calls this from informer handlers and its flush loop
+                log.exception("PreEnqueue plugin %s failed for %s", plugin.NAME, pod_info.key)
+                return error(exc).with_plugin(plugin.NAME)
             if status is not None and not status.is_success():
                 return status.with_plugin(plugin.NAME)
         return None

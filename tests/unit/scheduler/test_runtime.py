@@ -285,6 +285,10 @@ def test_config_multi_point_and_per_point_overrides():
     ({"profiles": [{"plugins": {"sorting": {}}}]}, "unknown extension point 'sorting'"),
     ({"percentageOfNodesToScore": 101}, "percentageOfNodesToScore must be an integer from 0 to 100"),
     ({"podInitialBackoffSeconds": 5, "podMaxBackoffSeconds": 2}, "podMaxBackoffSeconds must be at least"),
+    ({"profiles": [{"plugins": {"score": {"enabled": ["MostFree"]}}}]}, "enabled must be a list of {name: ...}"),
+    ({"profiles": [{"plugins": [{"score": {}}]}]}, "plugins must be an object keyed by extension point"),
+    ({"profiles": [{"pluginConfig": ["MostFree"]}]}, "pluginConfig must be a list of {name, args} objects"),
+    ({"profiles": [{"schedulerName": 5}]}, "schedulerName must be a string"),
 ])
 def test_bad_config_is_one_clear_error(doc, message):
     with pytest.raises(SchedulerConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
