@@ -15,7 +15,7 @@ import sys
 
 import uvloop
 
-from machinery.client import ApiClient, ConfigError
+from machinery.client import ApiClient, ClientConfig, ConfigError
 from machinery.component import add_component_flags, component_settings, serve_component
 from machinery.events import EventRecorder
 from machinery.informer import SharedInformerFactory
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_scheduler_config(args.config, set(REGISTRY))
         settings = component_settings(args, user_agent="kubemini-scheduler")
+        check_plugin_args(config)
     except (ConfigError, SchedulerConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     return uvloop.run(serve_component(
         "scheduler", settings, metrics.REGISTRY, schedule, ready=lambda: bool(synced),
         on_leading=lambda leading: metrics.LEADER.labels("kube-scheduler").set(int(leading))))
+
+
+def check_plugin_args(config: SchedulerConfig) -> None:
+    """Build every profile once, offline, so that bad plugin args are a clear error at start-up rather than
+    a traceback when this scheduler starts leading (building touches no network)."""
+    offline = ApiClient(ClientConfig(server="http://127.0.0.1:1"))
+    try:
+        build_scheduler(offline, config, EventRecorder(offline, "default-scheduler"))
+    except (TypeError, KeyError) as exc:
+        raise SchedulerConfigError(f"invalid plugin configuration: {exc}") from exc
 
 
 def build_scheduler(client: ApiClient, config: SchedulerConfig, recorder: EventRecorder) -> Scheduler:

@@ -152,7 +152,10 @@ class Framework:
             factory = registry.get(name)
             if factory is None:
                 raise ValueError(f"profile {self.scheduler_name}: plugin {name!r} is not registered")
-            self.plugins[name] = factory(self.profile.plugin_args.get(name, {}), self.handle)
+            try:
+                self.plugins[name] = factory(self.profile.plugin_args.get(name, {}), self.handle)
+            except ValueError as exc:  # bad args: say whose
+                raise ValueError(f"profile {self.scheduler_name}, plugin {name}: {exc}") from exc
         return self.plugins[name]
 
     def _build(self, registry: Mapping[str, Callable[..., Any]]) -> None:

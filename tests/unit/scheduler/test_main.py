@@ -32,3 +32,16 @@ def test_bad_input_is_one_line_and_status_2(args, config, message, capsys, tmp_p
 def test_a_missing_config_file_is_named(capsys, tmp_path):
     assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_bad_plugin_args_are_refused_at_start_up(capsys, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:1'}\n"
+                          "users:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                          "current-context: x\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("profiles:\n- pluginConfig:\n  - name: DefaultPreemption\n"
+                      "    args: {minCandidateNodesPercentage: 500}\n")
+    assert main(["--kubeconfig", str(kubeconfig), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: profile default-scheduler, plugin DefaultPreemption: minCandidateNodesPercentage")
