@@ -423,6 +423,10 @@ class SchedulingQueue:
     def nominated_pods_for_node(self, node_name: str) -> list[PodInfo]:
         return list(self._nominated.get(node_name, {}).values())
 
+    def nominated_node(self, uid: str) -> str | None:
+        """The node this pod is nominated to, if any."""
+        return self._nominated_node.get(uid)
+
     def nominated_node_names(self) -> Collection[str]:
         """Nodes with nominated pods (a live view: cheap to test membership per node)."""
         return self._nominated.keys()

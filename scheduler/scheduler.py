@@ -211,6 +211,8 @@ class Scheduler:
             return
         assumed = PodInfo({**pod_info.pod, "spec": {**pod_info.spec, "nodeName": node_name}})
         self.cache.assume_pod(assumed, node_name)
+        # counted on its node now: as a nominated pod too it would be counted twice (restored on failure)
+        self.queue.delete_nominated(pod_info.uid)
         try:
             status = framework.run_reserve(state, assumed, node_name)
             if status is None:
@@ -304,6 +306,8 @@ class Scheduler:
         metrics.SCHEDULE_ATTEMPTS.labels(result, framework.scheduler_name).inc()
         metrics.ATTEMPT_DURATION.labels(result, framework.scheduler_name).observe(self.clock.monotonic() - started)
         pod_info = queued.pod_info
+        if self.queue.nominated_node(pod_info.uid) is None:  # undo delete_nominated (preemption may have renewed it)
+            self._track_nomination(self.pods.store.get(pod_info.key) or pod_info.pod)
         if diagnosis is not None:
             queued.unschedulable_plugins = {p for p in diagnosis.unschedulable_plugins if p}
         if error:

@@ -198,3 +198,22 @@ async def test_one_failing_cycle_does_not_end_the_loop(monkeypatch):
 async def _synced(*_args) -> None:
     return None
 
+
+
+async def test_an_assumed_pod_is_not_also_counted_as_nominated_and_a_failure_restores_the_nomination():
+    scheduler, _ = build(["BrokenReserve", "Binder"])
+    scheduler.nodes._apply({"type": "ADDED", "object": node("n1")})
+    nominated = pod()
+    nominated["status"]["nominatedNodeName"] = "n1"
+    scheduler.pods._apply({"type": "ADDED", "object": nominated})
+    assert scheduler.queue.nominated_node("uid-p") == "n1"
+    seen_during_reserve: list[str | None] = []
+    broken = scheduler.profiles["default-scheduler"].plugins["BrokenReserve"]
+
+    def reserve(state, pod_info, node_name):
+        seen_during_reserve.append(scheduler.queue.nominated_node(pod_info.uid))
+        raise KeyError("boom")
+    broken.reserve = reserve
+    await scheduler.schedule_one(await scheduler.queue.pop())
+    assert seen_during_reserve == [None]  # assumed on n1: not counted a second time as nominated there
+    assert scheduler.queue.nominated_node("uid-p") == "n1"  # restored after the failure
