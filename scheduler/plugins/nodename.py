@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.framework import ClusterEvent, CycleState, Handle, NodeInfo, PodInfo, PreFilterResult, Status
-from scheduler.framework.status import unresolvable
+from scheduler.framework.status import skip, unresolvable
 
 ERR_REASON = "node(s) didn't match the requested node name"
 
@@ -28,7 +28,9 @@ class NodeName:
     def pre_filter(self, state: CycleState, pod_info: PodInfo,
                    nodes: list[NodeInfo]) -> tuple[PreFilterResult | None, Status | None]:
         name = _requested_node(pod_info)
-        return (PreFilterResult({name}) if name else None), None
+        if not name:
+            return None, skip()  # nothing to check: Filter is not called for this pod
+        return PreFilterResult({name}), None
 
     def filter(self, state: CycleState, pod_info: PodInfo, node_info: NodeInfo) -> Status | None:
         name = _requested_node(pod_info)

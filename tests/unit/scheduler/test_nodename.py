@@ -43,8 +43,9 @@ def test_filter(pod_info, node_name, fits):
 ])
 def test_pre_filter_narrows_to_the_named_node(pod_info, expected):
     result, status = NodeName({}, None).pre_filter(CycleState(), pod_info, [node("n1"), node("n2")])
-    assert status is None
     assert result == expected
+    # a pod that names no node skips Filter altogether
+    assert (status is not None and status.is_skip()) == (expected is None)
 
 
 def test_events_to_register():
