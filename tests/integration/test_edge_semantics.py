@@ -105,8 +105,12 @@ def test_namespaces_cannot_be_deleted_as_a_collection(api):
 
 
 def test_background_delete_drops_a_pending_foreground_finalizer(api, namespace):
-    create_cm(api, namespace, "fg", finalizers=["example.com/hold"])
-    path = f"/api/v1/namespaces/{namespace}/configmaps/fg"
+    # an Event, because the garbage collector (when this session runs a controller-manager) ignores
+    # events, and would otherwise race this test by removing the foregroundDeletion finalizer itself
+    event = {"metadata": {"name": "fg", "finalizers": ["example.com/hold"]},
+             "involvedObject": {"kind": "Pod", "name": "x", "namespace": namespace}, "reason": "Test"}
+    assert api.post(f"/api/v1/namespaces/{namespace}/events", json=event).status_code == 201
+    path = f"/api/v1/namespaces/{namespace}/events/fg"
     api.request("DELETE", path, json={"propagationPolicy": "Foreground"})
     assert "foregroundDeletion" in api.get(path).json()["metadata"]["finalizers"]
     api.patch(path, json={"metadata": {"finalizers": ["foregroundDeletion"]}}, headers=MERGE)
