@@ -18,7 +18,15 @@ from typing import Any
 from machinery.client import ApiClient, Resource
 from machinery.errors import StatusError, is_not_found
 from machinery.labels import Selector
-from machinery.meta import controller_ref, labels_of, name_of, namespace_of, new_controller_ref, uid_of
+from machinery.meta import (
+    controller_ref,
+    is_being_deleted,
+    labels_of,
+    name_of,
+    namespace_of,
+    new_controller_ref,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +57,10 @@ class ControllerRefManager:
                     continue  # someone else's
                 if matches:
                     claimed.append(obj)
-                elif not _deleting(self.owner):
+                elif not is_being_deleted(self.owner):
                     await self._release(obj)
                 continue
-            if not matches or _deleting(obj) or _deleting(self.owner) or not adoptable(obj):
+            if not matches or is_being_deleted(obj) or is_being_deleted(self.owner) or not adoptable(obj):
                 continue
             adopted = await self._adopt(obj)
             if adopted is not None:
@@ -69,7 +77,7 @@ class ControllerRefManager:
                     raise
                 fresh = None
             self._can_adopt_checked = (fresh is not None and uid_of(fresh) == uid_of(self.owner)
-                                       and not _deleting(fresh))
+                                       and not is_being_deleted(fresh))
         return self._can_adopt_checked
 
     async def _adopt(self, obj: Obj) -> Obj | None:
@@ -108,6 +116,3 @@ def _preconditions(obj: Mapping[str, Any]) -> dict[str, str]:
         preconditions["resourceVersion"] = meta["resourceVersion"]
     return preconditions
 
-
-def _deleting(obj: Mapping[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))

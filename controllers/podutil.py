@@ -12,15 +12,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from machinery.meta import parse_rfc3339
+from machinery.meta import is_being_deleted, parse_rfc3339
 
 Pod = Mapping[str, Any]
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def is_terminating(pod: Pod) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+is_terminating = is_being_deleted  # a pod being deleted is what kubectl shows as Terminating
 
 
 def is_active(pod: Pod) -> bool:

@@ -27,7 +27,17 @@ from machinery.cache import NAMESPACE_INDEX
 from machinery.client import PODS, REPLICA_SETS
 from machinery.errors import StatusError, is_not_found
 from machinery.labels import selector_from_label_selector, selector_from_set
-from machinery.meta import controller_ref, deep_copy, key_of, labels_of, name_of, namespace_of, now_rfc3339, uid_of
+from machinery.meta import (
+    controller_ref,
+    deep_copy,
+    is_being_deleted,
+    key_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    now_rfc3339,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +133,7 @@ class ReplicaSetController(Controller):
         manager = ControllerRefManager(self.client, rs, selector, PODS, REPLICA_SETS)
         pods = await manager.claim(candidates)
         failure: str | None = None
-        if self.expectations.satisfied(key) and not (rs.get("metadata") or {}).get("deletionTimestamp"):
+        if self.expectations.satisfied(key) and not is_being_deleted(rs):
             failure = await self.manage_replicas(rs, pods)
         terminating = sum(1 for p in self.pods.store.by_index(NAMESPACE_INDEX, namespace)
                           if is_terminating(p) and _controlled_by(p, rs))

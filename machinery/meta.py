@@ -41,6 +41,11 @@ def resource_version_of(obj: Mapping[str, Any]) -> str:
     return _meta(obj).get("resourceVersion") or ""
 
 
+def is_being_deleted(obj: Mapping[str, Any]) -> bool:
+    """Whether the object has a ``deletionTimestamp`` (deletion started; finalizers or grace may keep it)."""
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     """The object's labels (read-only; an empty mapping when it has none)."""
     return _meta(obj).get("labels") or _EMPTY

@@ -21,7 +21,7 @@ from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_not_found
 from machinery.events import EventRecorder
 from machinery.informer import SharedInformerFactory
-from machinery.meta import labels_of, now_rfc3339, uid_of
+from machinery.meta import is_being_deleted, labels_of, now_rfc3339, uid_of
 from scheduler import metrics
 from scheduler.cache import SchedulerCache
 from scheduler.framework.interface import ClusterEvent, CycleState
@@ -96,7 +96,7 @@ class Scheduler:
             if not is_finished(pod):
                 self.cache.add_pod(pod)
                 self.queue.assigned_pod_added(pod)
-        elif self.responsible_for(pod) and not is_finished(pod) and not _deleting(pod):
+        elif self.responsible_for(pod) and not is_finished(pod) and not is_being_deleted(pod):
             self.queue.add(pod)
             self._track_nomination(pod)
 
@@ -116,7 +116,7 @@ class Scheduler:
                 self.cache.update_pod(old, new)
                 self.queue.assigned_pod_updated(old, new)
         elif self.responsible_for(new):
-            if is_finished(new) or _deleting(new):
+            if is_finished(new) or is_being_deleted(new):
                 self.queue.delete(new)
             elif not self.cache.is_assumed(uid_of(new)):
                 # an assumed pod is being bound (or was, and the informer lags): requeueing it would schedule
@@ -238,7 +238,7 @@ class Scheduler:
         """The pod was deleted or bound since it was queued (the informer's copy is the truth)."""
         current = self.pods.store.get(pod_info.key)
         return current is None or (current.get("metadata") or {}).get("uid") != pod_info.uid or \
-            is_assigned(current) or _deleting(current) or self.cache.is_assumed(pod_info.uid)
+            is_assigned(current) or is_being_deleted(current) or self.cache.is_assumed(pod_info.uid)
 
     def _find_node(self, framework: Framework, state: CycleState, pod_info: PodInfo) -> str:
         snapshot = self.cache.snapshot()
@@ -337,6 +337,3 @@ class Scheduler:
             if not is_not_found(err):
                 log.warning("could not record PodScheduled=False on %s: %s", pod_info.key, err)
 
-
-def _deleting(pod: Mapping[str, Any]) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))

@@ -33,7 +33,7 @@ from machinery.cache import NAMESPACE_INDEX
 from machinery.client import DEPLOYMENTS, PODS, REPLICA_SETS
 from machinery.events import WARNING
 from machinery.labels import selector_from_label_selector
-from machinery.meta import controller_ref, deep_copy, labels_of, namespace_of, uid_of
+from machinery.meta import controller_ref, deep_copy, is_being_deleted, labels_of, namespace_of, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class DeploymentController(Controller):
         self.enqueue(new)
 
     def on_rs_add(self, rs: Obj) -> None:
-        if util.is_deleting(rs):
+        if is_being_deleted(rs):
             self.on_rs_delete(rs)  # seen for the first time while already being deleted (a restart)
             return
         ref = controller_ref(rs)
@@ -166,7 +166,7 @@ class DeploymentController(Controller):
         replica_sets = await self.claim_replica_sets(d)
         pod_map = self.pod_map(d, replica_sets)
         sync = DeploymentSync(self.client, self.recorder, self.clock, d, replica_sets)
-        if util.is_deleting(d):
+        if is_being_deleted(d):
             await sync.sync_status_only()
             return None
         await sync.check_paused_conditions()

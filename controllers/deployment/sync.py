@@ -27,6 +27,7 @@ from machinery.events import NORMAL, WARNING, EventRecorder
 from machinery.meta import (
     controller_ref,
     deep_copy,
+    is_being_deleted,
     name_of,
     namespace_of,
     new_controller_ref,
@@ -252,7 +253,7 @@ class DeploymentSync:
         limit = util.revision_history_limit(self.d)
         if limit is None:
             return
-        alive = [rs for rs in old_rss if not util.is_deleting(rs)]
+        alive = [rs for rs in old_rss if not is_being_deleted(rs)]
         excess = len(alive) - limit
         if excess <= 0:
             return

@@ -125,9 +125,6 @@ def status_int(obj: Mapping[str, Any], field: str) -> int:
     return int((obj.get("status") or {}).get(field) or 0)
 
 
-def is_deleting(obj: Mapping[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
 
 def progress_deadline(d: Mapping[str, Any]) -> int | None:
     """spec.progressDeadlineSeconds when one applies (HasProgressDeadline: set and not MaxInt32)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from machinery.client.resources import Resource
+from machinery.meta import is_being_deleted
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ class DependencyGraph:
         refs = list(meta.get("ownerReferences") or ())
         existing = self.nodes.get(identity.uid)
         if existing is None:
-            node = Node(identity, refs, being_deleted=_being_deleted(obj),
-                        deleting_dependents=_being_deleted(obj) and FOREGROUND_FINALIZER in _finalizers(obj))
+            node = Node(identity, refs, being_deleted=is_being_deleted(obj),
+                        deleting_dependents=is_being_deleted(obj) and FOREGROUND_FINALIZER in _finalizers(obj))
             self.nodes[node.uid] = node
             self._add_dependent_to_owners(node, refs)
             self._process_transitions(old, obj, node)
@@ -171,7 +172,7 @@ class DependencyGraph:
             existing.owners = refs
             self._add_dependent_to_owners(existing, added)
             self._remove_dependent_from_owners(existing, removed)
-        if _being_deleted(obj):
+        if is_being_deleted(obj):
             existing.being_deleted = True
         self._process_transitions(old, obj, existing)
 
@@ -294,15 +295,12 @@ def _finalizers(obj: Obj) -> list[str]:
     return list((obj.get("metadata") or {}).get("finalizers") or ())
 
 
-def _being_deleted(obj: Obj) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
 
 def _starts_deletion_with(old: Obj | None, new: Obj, finalizer: str) -> bool:
     """``new`` is being deleted with ``finalizer`` and ``old`` (if any) was not."""
-    if not _being_deleted(new) or finalizer not in _finalizers(new):
+    if not is_being_deleted(new) or finalizer not in _finalizers(new):
         return False
-    return old is None or not _being_deleted(old) or finalizer not in _finalizers(old)
+    return old is None or not is_being_deleted(old) or finalizer not in _finalizers(old)
 
 
 def _reference_diffs(old: list[OwnerRef], new: list[OwnerRef]

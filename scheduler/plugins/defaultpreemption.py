@@ -59,7 +59,7 @@ from typing import Any
 from machinery.client import POD_DISRUPTION_BUDGETS, PODS
 from machinery.errors import StatusError, is_not_found
 from machinery.labels import Selector, SelectorError, selector_from_label_selector
-from machinery.meta import namespace_of, now_rfc3339, parse_rfc3339
+from machinery.meta import is_being_deleted, namespace_of, now_rfc3339, parse_rfc3339
 from scheduler import metrics
 from scheduler.framework.interface import CycleState, Handle, PostFilterResult
 from scheduler.framework.runtime import reasons_histogram
@@ -189,9 +189,6 @@ def terminating_by_preemption(pod: Mapping[str, Any]) -> bool:
             return condition.get("status") == "True" and condition.get("reason") == PREEMPTION_BY_SCHEDULER
     return False
 
-
-def _deleting(pod: Mapping[str, Any]) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
 class DefaultPreemption:
@@ -416,7 +413,7 @@ class DefaultPreemption:
     async def prepare_candidate(self, candidate: Candidate, preemptor: PodInfo) -> Status | None:
         """Evict the victims (in parallel) and clear lower-priority nominations to the node; an error status
         when a victim could not be preempted."""
-        victims = [v for v in candidate.victims if not _deleting(v.pod)]
+        victims = [v for v in candidate.victims if not is_being_deleted(v.pod)]
         results = await asyncio.gather(*(self.preempt_pod(preemptor, v, candidate.node_name) for v in victims),
                                        return_exceptions=True)
         for victim, result in zip(victims, results, strict=True):
