@@ -8,10 +8,16 @@ PORT ?= 6443
 
 .PHONY: deps venv test unit integration e2e lint bench proto up down clean
 
-deps:  ## Debian packages the tests and the cluster need (etcd, kubectl comes with the machine)
-	@command -v etcd >/dev/null && command -v etcdctl >/dev/null || { \
-	  echo "installing etcd-server and etcd-client with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
+deps:  ## Debian packages the tests and the cluster need (kubectl comes with the machine)
+	@missing=""; \
+	for pair in etcd:etcd-server etcdctl:etcd-client runc:runc busybox:busybox-static catatonit:catatonit \
+	            ip:iproute2 docker-registry:docker-registry; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
