@@ -13,6 +13,9 @@ Starts a private etcd and API server (child processes, random ports), then print
 6. the scheduler: 1,000 nodes, 10,000 plain pods then pods with topology spread and with pod
    anti-affinity — pods/s from first creation to last binding (target >= 300 for plain pods) and p99
    per-pod latency, as a ratio of the API server's create rate of 1.
+7. the CRI runtime: RunPodSandbox → container running for 50 busybox pods, one after another and 10 at a time,
+   p50/p99 (target p99 <= 500 ms), as a ratio of bare ``runc run`` in the same run; memory of the runtime
+   process and of the per-container shims with the pods running.
 
 Nothing here asserts: numbers are printed, with the machine they came from.
 """
@@ -37,6 +40,7 @@ from apiserver.storage.etcd import EtcdClient, prefix_range_end
 from bench.controllers import bench_deployment
 from bench.load import percentile, run_concurrently
 from bench.rawhttp import Connection
+from bench.runtime import bench_runtime
 from bench.scheduler import bench_scheduler
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdServer
@@ -225,7 +229,27 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
+def print_runtime(result: dict) -> None:
+    if "skipped" in result:
+        print(f"runtime: skipped ({result['skipped']})")
+        return
+    print(f"runtime, {result['pods']} pods (RunPodSandbox + CreateContainer + StartContainer): one at a time p50 "
+          f"{result['sequential_p50_ms']:.0f} ms, p99 {result['sequential_p99_ms']:.0f} ms (target p99 <= 500 ms); "
+          f"10 at a time p50 {result['parallel_p50_ms']:.0f} ms, p99 {result['parallel_p99_ms']:.0f} ms; "
+          f"bare runc run p50 {result['bare_runc_p50_ms']:.0f} ms (ratio "
+          f"{result['sequential_p50_ms'] / result['bare_runc_p50_ms']:.1f}); runtime process "
+          f"{result['runtime_rss_before_mib']:.0f} -> {result['runtime_rss_after_mib']:.0f} MiB RSS "
+          f"({result['runtime_mib_per_container'] * 1024:.0f} KiB per container); shims "
+          f"{result['shim_pss_mib_per_container']:.1f} MiB PSS per pod ({result['shims']} shims: pause + container, "
+          f"{result['shim_rss_mib_per_shim']:.1f} MiB RSS each)")
+
+
 async def main_async(args) -> None:
+    if args.only == "runtime":
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+            print_runtime(await bench_runtime(Path(tmp), args.runtime_pods))
+        return
     with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
         etcd = EtcdServer(Path(tmp) / "etcd")
         etcd.start()
@@ -269,6 +293,7 @@ async def main_async(args) -> None:
             print(f"watch: {watch['watchers']} watchers x {watch['writes']} writes at {args.rate}/s: "
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
                   f"(target p99 <= 100 ms); delivered {watch['delivered']}/{watch['watchers'] * watch['writes']}")
+            print_runtime(await bench_runtime(Path(tmp), args.runtime_pods))
         finally:
             api.stop()
             etcd.stop()
@@ -286,6 +311,9 @@ def main() -> None:
                         help="nodes for the scheduler benchmark (default: %(default)s)")
     parser.add_argument("--pods", type=int, default=10000,
                         help="plain pods for the scheduler benchmark (default: %(default)s)")
+    parser.add_argument("--runtime-pods", type=int, default=50,
+                        help="pods for the CRI runtime benchmark (default: %(default)s)")
+    parser.add_argument("--only", choices=["runtime"], help="run only this benchmark")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

@@ -152,3 +152,36 @@ class ControllerManagerProcess(ClientComponentProcess):
 class SchedulerProcess(ClientComponentProcess):
     name = "scheduler"
     module = "scheduler"
+
+
+class RuntimeProcess(ComponentProcess):
+    """kubemini's CRI runtime (``python -m kubelet.runtime``) on its own socket, root, bridge and pod CIDR.
+
+    Stopping it leaves its containers running (their shims live on), exactly like stopping containerd; a new
+    process on the same root finds them again.
+    """
+
+    name = "runtime"
+
+    def __init__(self, log_dir: Path, root: Path, *, pod_cidr: str, bridge: str, socket: Path | None = None,
+                 metrics_port: int | None = None, extra_args: Sequence[str] = ()) -> None:
+        super().__init__(log_dir)
+        self.root = Path(root)
+        self.pod_cidr = pod_cidr
+        self.bridge = bridge
+        self.socket = Path(socket) if socket else self.root / "cri.sock"
+        self.metrics_port = metrics_port or free_port()
+        self.extra_args = list(extra_args)
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/healthz"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "kubelet.runtime", "--listen", self.endpoint, "--root", str(self.root),
+                "--pod-cidr", self.pod_cidr, "--bridge", self.bridge, "--metrics-port", str(self.metrics_port),
+                *self.extra_args]

@@ -283,12 +283,12 @@ class Runtime:
         for container in [c for c in self.containers.values() if c.sandbox_id == sandbox.id]:
             await self.stop_container(container.id, 0)
         async with self._lock(sandbox.id):
+            sandbox.state = SANDBOX_NOTREADY  # first, so the pause exit below is expected, not a failure
+            self.sandbox_store.save(sandbox)
             if sandbox.shim_pid and not self._exited.get(sandbox.id, asyncio.Event()).is_set():
                 await self._kill(sandbox.id, "KILL", 0)
             if sandbox.netns:
                 await self.network.teardown(sandbox.id)
-            sandbox.state = SANDBOX_NOTREADY
-            self.sandbox_store.save(sandbox)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         try:

@@ -17,6 +17,7 @@ import grpc
 
 from kubelet.runtime import cgroups, metrics
 from kubelet.runtime.errors import InvalidArgument, NotFound, RuntimeFailure, grpc_code
+from kubelet.runtime.images import registry
 from kubelet.runtime.runtime import Runtime
 from kubelet.runtime.state import CREATED, EXITED, RUNNING, SANDBOX_READY, ContainerRecord, SandboxRecord
 from proto.cri import api_pb2 as cri
@@ -379,7 +380,7 @@ class ImageServicer(cri_grpc.ImageServiceServicer):
             ("username", request.auth.username), ("password", request.auth.password), ("auth", request.auth.auth),
             ("identity_token", request.auth.identity_token), ("registry_token", request.auth.registry_token))
             if value}
-        image = await self.images.pull(request.image.image, auth or None)
+        image = await registry.pull(self.images, request.image.image, auth or None)
         return cri.PullImageResponse(image_ref=image.id)
 
     @rpc
