@@ -11,8 +11,9 @@ PORT ?= 6443
 deps:  ## Debian packages the tests and the cluster need (kubectl comes with the machine)
 	@missing=""; \
 	for pair in etcd:etcd-server etcdctl:etcd-client runc:runc busybox:busybox-static catatonit:catatonit \
-	            ip:iproute2 docker-registry:docker-registry; do \
-	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	            ip:iproute2 docker-registry:docker-registry containerd:containerd \
+	            host-local:containernetworking-plugins; do \
+	  PATH="$$PATH:/usr/sbin:/sbin:/usr/lib/cni" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get"; \

@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="pids cgroup limit for every container; 0 = unlimited (default 0)")
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="serve /healthz and /metrics on 127.0.0.1:PORT (default: off)")
+    parser.add_argument("--streaming-port", type=int, default=0,
+                        help="port of the exec/attach/port-forward streaming server on 127.0.0.1; 0 = any free "
+                             "port (default 0)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
@@ -57,7 +60,7 @@ async def run(args: argparse.Namespace) -> None:
 
     app = RuntimeApp(root=args.root, pod_cidr=args.pod_cidr, bridge=args.bridge, runc=args.runc,
                      pause_image=args.pause_image, pids_limit=args.pids_limit, ip_forward=args.ip_forward)
-    await app.start(args.listen, metrics_port=args.metrics_port)
+    await app.start(args.listen, metrics_port=args.metrics_port, streaming_port=args.streaming_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,5 @@
-"""Wiring of the runtime process: image store, pod network, runc, the runtime, gRPC and /healthz + /metrics.
+"""Wiring of the runtime process: image store, pod network, runc, the runtime, gRPC, the streaming server (exec,
+attach, port-forward) and /healthz + /metrics.
 
 Separate from ``__main__`` so tests and ``kubemini up`` can run the same assembly in-process or as a child.
 """
@@ -19,6 +20,7 @@ from kubelet.runtime.network import PodNetwork
 from kubelet.runtime.runc import Runc, find_runc
 from kubelet.runtime.runtime import PAUSE_IMAGE, Runtime
 from kubelet.runtime.server import serve
+from kubelet.runtime.streaming import StreamingServer
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,15 @@ class RuntimeApp:
                                pids_limit=pids_limit)
         self.server = None
         self.http = None
+        self.streaming = None
 
-    async def start(self, listen: str, *, metrics_port: int = 0) -> None:
+    async def start(self, listen: str, *, metrics_port: int = 0, streaming_port: int = 0) -> None:
         await asyncio.to_thread(ensure_builtin_images, self.images)
         await self.network.ensure_bridge(ip_forward=self.ip_forward)
         await self.runtime.recover()
-        self.server = await serve(self.runtime, listen, self.network_ready)
+        self.streaming = StreamingServer(self.runtime, "127.0.0.1", streaming_port)
+        await self.streaming.start()
+        self.server = await serve(self.runtime, listen, self.network_ready, self.streaming)
         if metrics_port:
             self.http = await asyncio.start_server(self._http, "127.0.0.1", metrics_port)
 
@@ -73,4 +78,6 @@ class RuntimeApp:
             self.http.close()
         if self.server is not None:
             await self.server.stop(grace=2)
+        if self.streaming is not None:
+            await self.streaming.stop()
         self.runtime.close()

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -93,7 +94,7 @@ class Runtime:
         self.runc = runc
         self.pause_image = pause_image
         self.pids_limit = pids_limit
-        self.python = python or os.environ.get("KUBEMINI_SHIM_PYTHON") or __import__("sys").executable
+        self.python = python or sys.executable
         self.sandbox_store = RecordStore(root / "sandboxes", SandboxRecord)
         self.container_store = RecordStore(root / "containers", ContainerRecord)
         self.sandboxes: dict[str, SandboxRecord] = {}
@@ -123,6 +124,9 @@ class Runtime:
             if container.state in (CREATED, RUNNING):
                 self._watch(container.id, container.shim_pid, self._container_dir(container.id),
                             self._on_container_exit)
+        # Image users of objects that were removed but not yet forgotten when a previous runtime died.
+        self.images.retain_users([*(f"pod sandbox {i}" for i in self.sandboxes),
+                                  *(f"container {i}" for i in self.containers)])
         log.info("recovered %d sandboxes and %d containers", len(self.sandboxes), len(self.containers))
 
     def close(self) -> None:
@@ -156,8 +160,6 @@ class Runtime:
                 container.exit_code = exit_info["exit_code"]
                 container.finished_at = exit_info["finished_at"]
                 container.reason = exit_reason(container.exit_code, exit_info.get("oom_killed", False))
-            if not container.started_at:
-                container.started_at = 0
             container.state = EXITED
             self.container_store.save(container)
         self._exited.setdefault(container_id, asyncio.Event()).set()
@@ -238,6 +240,7 @@ class Runtime:
         if ns_options.ipc != cri.NODE:
             mounts.mount_tmpfs(directory / "shm")
             sandbox.shm_mounted = True
+        self.images.add_user(pause.id, f"pod sandbox {sandbox.id}")  # its layers stay until _destroy_sandbox
         rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(pause), directory)
         sandbox.rootfs_mounted = True
         self.sandbox_store.save(sandbox)
@@ -267,12 +270,12 @@ class Runtime:
         await self.runc.start(sandbox.id)
 
     async def _create_task(self, task_id: str, directory: Path, spec: dict, *, log_path: str,
-                           cgroup_path: str) -> tasks.Started:
+                           cgroup_path: str, stdin: bool = False) -> tasks.Started:
         bundle = directory / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
         return await tasks.spawn(container_id=task_id, bundle=bundle, state_dir=directory, runc=self.runc.binary,
-                                 runc_root=self.runc.root, log_path=log_path, cgroup_path=cgroup_path,
+                                 runc_root=self.runc.root, log_path=log_path, cgroup_path=cgroup_path, stdin=stdin,
                                  python=self.python)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
@@ -314,6 +317,7 @@ class Runtime:
         if sandbox.cgroup_parent_owned:
             cgroups.remove_empty(sandbox.cgroup_parent)
         await asyncio.to_thread(shutil.rmtree, directory, True)
+        self.images.remove_user(f"pod sandbox {sandbox.id}")
         self.sandboxes.pop(sandbox.id, None)
         self._names.discard(sandbox.name_key)
         self._exited.pop(sandbox.id, None)
@@ -374,6 +378,7 @@ class Runtime:
         sc = config.linux.security_context
         pod = sandbox.pod_config
         host_network = not sandbox.netns
+        self.images.add_user(image.id, f"container {record.id}")  # RemoveImage refuses it until _destroy_container
         rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(image), directory)
         record.rootfs_mounted = True
         self.container_store.save(record)
@@ -419,7 +424,7 @@ class Runtime:
         if record.log_path:
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
         started = await self._create_task(record.id, directory, spec, log_path=record.log_path,
-                                          cgroup_path=record.cgroup_path)
+                                          cgroup_path=record.cgroup_path, stdin=config.stdin)
         record.pid, record.shim_pid = started.pid, started.shim_pid
         self.container_store.save(record)
         self._watch(record.id, started.shim_pid, directory, self._on_container_exit)
@@ -472,6 +477,7 @@ class Runtime:
         mounts.unmount(self._container_dir(container.id) / "rootfs")
         cgroups.remove_empty(container.cgroup_path)
         await asyncio.to_thread(shutil.rmtree, self._container_dir(container.id), True)
+        self.images.remove_user(f"container {container.id}")
         self.containers.pop(container.id, None)
         self._names.discard(container.name_key)
         self._exited.pop(container.id, None)

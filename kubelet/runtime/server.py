@@ -7,6 +7,7 @@ behaviour.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -16,10 +17,11 @@ import time
 import grpc
 
 from kubelet.runtime import cgroups, metrics
-from kubelet.runtime.errors import InvalidArgument, NotFound, RuntimeFailure, grpc_code
+from kubelet.runtime.errors import InvalidArgument, RuntimeFailure, Unavailable, grpc_code
 from kubelet.runtime.images import registry
 from kubelet.runtime.runtime import Runtime
 from kubelet.runtime.state import CREATED, EXITED, RUNNING, SANDBOX_READY, ContainerRecord, SandboxRecord
+from kubelet.runtime.streaming import StreamingServer
 from proto.cri import api_pb2 as cri
 from proto.cri import api_pb2_grpc as cri_grpc
 
@@ -108,9 +110,10 @@ def image_message(image) -> cri.Image:
 
 
 class RuntimeServicer(cri_grpc.RuntimeServiceServicer):
-    def __init__(self, runtime: Runtime, network_ready) -> None:
+    def __init__(self, runtime: Runtime, network_ready, streaming: StreamingServer | None = None) -> None:
         self.runtime = runtime
         self.network_ready = network_ready
+        self.streaming = streaming
 
     @rpc
     async def Version(self, request, context):
@@ -249,17 +252,22 @@ class RuntimeServicer(cri_grpc.RuntimeServiceServicer):
         out, err, code = await self.runtime.exec_sync(request.container_id, list(request.cmd), request.timeout)
         return cri.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
+    def _stream_url(self, kind: str, request) -> str:
+        if self.streaming is None:
+            raise Unavailable("this runtime runs without a streaming server")
+        return self.streaming.url_for(kind, request)
+
     @rpc
     async def Exec(self, request, context):
-        raise RuntimeFailure("streaming exec is not implemented yet")
+        return cri.ExecResponse(url=self._stream_url("exec", request))
 
     @rpc
     async def Attach(self, request, context):
-        raise RuntimeFailure("attach is not implemented yet")
+        return cri.AttachResponse(url=self._stream_url("attach", request))
 
     @rpc
     async def PortForward(self, request, context):
-        raise RuntimeFailure("port-forward is not implemented yet")
+        return cri.PortForwardResponse(url=self._stream_url("portforward", request))
 
     # stats
 
@@ -358,7 +366,7 @@ class ImageServicer(cri_grpc.ImageServiceServicer):
     @rpc
     async def ListImages(self, request, context):
         wanted = request.filter.image.image
-        images = self.images.list()
+        images = await asyncio.to_thread(self.images.list)
         if wanted:
             match = self.images.resolve(wanted)
             images = [match] if match is not None else []
@@ -385,24 +393,26 @@ class ImageServicer(cri_grpc.ImageServiceServicer):
 
     @rpc
     async def RemoveImage(self, request, context):
+        """Idempotent (an unknown image is OK). An image with users (a container or pod sandbox in any state, see
+        ImageStore.add_user) is refused with FAILED_PRECONDITION naming them. Debian's containerd 1.6 answers OK
+        even for a running container's image (its containers keep their own snapshots; containerd#6192), CRI-O
+        refuses; we must refuse: a container's rootfs is an overlayfs stacked on the image's own layer dirs."""
         if not request.image.image:
             raise InvalidArgument("RemoveImage needs an image")
-        try:
-            self.images.remove(request.image.image)
-        except NotFound:
-            pass  # idempotent
+        await asyncio.to_thread(self.images.remove, request.image.image)
         return cri.RemoveImageResponse()
 
     @rpc
     async def ImageFsInfo(self, request, context):
-        used, inodes, mountpoint = self.images.fs_info()
+        used, inodes, mountpoint = await asyncio.to_thread(self.images.fs_info)
         usage = cri.FilesystemUsage(timestamp=time.time_ns(), fs_id=cri.FilesystemIdentifier(mountpoint=mountpoint))
         usage.used_bytes.value = used
         usage.inodes_used.value = inodes
         return cri.ImageFsInfoResponse(image_filesystems=[usage], container_filesystems=[usage])
 
 
-async def serve(runtime: Runtime, listen: str, network_ready) -> grpc.aio.Server:
+async def serve(runtime: Runtime, listen: str, network_ready,
+                streaming: StreamingServer | None = None) -> grpc.aio.Server:
     """Start the gRPC server on ``listen`` (``unix:///path`` or ``host:port``); the caller awaits termination."""
     if listen.startswith("unix://"):
         path = listen.removeprefix("unix://")
@@ -411,7 +421,7 @@ async def serve(runtime: Runtime, listen: str, network_ready) -> grpc.aio.Server
             os.unlink(path)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
                                       ("grpc.max_send_message_length", 16 * 1024 * 1024)])
-    cri_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(runtime, network_ready), server)
+    cri_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(runtime, network_ready, streaming), server)
     cri_grpc.add_ImageServiceServicer_to_server(ImageServicer(runtime), server)
     if server.add_insecure_port(listen) == 0 and not listen.startswith("unix://"):
         raise RuntimeFailure(f"cannot listen on {listen}")

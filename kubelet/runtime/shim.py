@@ -9,6 +9,20 @@ init process exits writes ``exit.json`` (exit code, signal, finish time, whether
 anything) atomically. A restarted runtime finds running containers through their live shims and finished ones
 through their exit files.
 
+The shim is also the only process holding the container's stdio, so it serves attach (CRI Attach, ``kubectl
+attach``) on ``attach.sock`` in its state directory. Whether the container gets a stdin comes from its
+ContainerConfig.stdin, passed in the shim's spec: with it, the container's stdin is a pipe the shim keeps open,
+otherwise ``/dev/null``. A container whose OCI config asks for a terminal (``process.terminal``, from
+ContainerConfig.tty) is created with ``runc create --console-socket``: runc sends the pty master over that socket
+(SCM_RIGHTS); the shim owns it and logs what the terminal prints as stdout.
+
+Attach protocol: both directions carry frames of a 1-byte stream id, a 4-byte big-endian payload length and the
+payload. The shim sends 1 (stdout) and 2 (stderr; never with a terminal) to every connected client, from the moment
+it connected until the container's output ends, then hangs up. A client sends 0 (stdin data), 4 (terminal resize:
+width and height as two big-endian uint16) and 255 (close the container's stdin once what was sent before is
+written; ignored with a terminal). A client that reads too slowly is dropped rather than allowed to hold up the
+container's output, and a container that does not read its stdin stops the shim reading from clients.
+
 Run as a script with ``python -S`` (no site, only the standard library) to keep its footprint small:
 ``shim.py SPEC_JSON NOTIFY_FD`` (the runtime's notification pipe); it answers one JSON line there
 (``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container is created.
@@ -17,16 +31,29 @@ Run as a script with ``python -S`` (no site, only the standard library) to keep 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import select
 import signal
+import socket
+import struct
 import sys
+import termios
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as containerd does
 DRAIN_AFTER_EXIT_S = 2.0  # processes outside the container's pid namespace may keep the pipes open
+CONSOLE_WAIT_S = 10.0  # for runc to hand over a terminal container's pty master
+ATTACH_SOCKET = "attach.sock"
+CONSOLE_SOCKET = "console.sock"
+STDIN, STDOUT, STDERR, RESIZE, CLOSE_STDIN = 0, 1, 2, 4, 255  # attach frame stream ids
+STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
+FRAME = struct.Struct(">BI")
+MAX_FRAME = 1 << 20
+CLIENT_BACKLOG = 4 << 20  # output queued for one attach client before it is dropped
+STDIN_BACKLOG = 1 << 20  # input queued for the container before clients stop being read
 
 
 def rfc3339_nano(ns: int) -> str:
@@ -117,17 +144,28 @@ def notify(fd: int, message: dict) -> None:
         pass  # the runtime went away; the container is still ours to monitor
 
 
-def create(spec: dict, stdout_w: int, stderr_w: int) -> int:
+def container_stdio(spec: dict) -> tuple[bool, bool]:
+    """(stdin, tty) asked for this container: stdin from the spec, tty from the OCI config's process.terminal."""
+    tty = False
+    try:
+        with open(os.path.join(spec["bundle"], "config.json")) as f:
+            tty = bool(json.load(f).get("process", {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return bool(spec.get("stdin")), tty
+
+
+def create(spec: dict, stdio: tuple[int, int, int], console_socket: str = "") -> int:
     """``runc create``; returns the container's init pid. Raises RuntimeError with runc's message on failure."""
     runc_log = os.path.join(spec["state_dir"], "runc.log")
     pid_file = os.path.join(spec["state_dir"], "init.pid")
     argv = [spec["runc"], "--root", spec["runc_root"], "--log", runc_log, "--log-format", "json", "create",
-            "--bundle", spec["bundle"], "--pid-file", pid_file, spec["id"]]
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout_w, 1),
-               (os.POSIX_SPAWN_DUP2, stderr_w, 2)]
+            "--bundle", spec["bundle"], "--pid-file", pid_file]
+    if console_socket:
+        argv += ["--console-socket", console_socket]
+    argv.append(spec["id"])
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
     runc = os.posix_spawn(spec["runc"], argv, os.environ, file_actions=actions)
-    os.close(devnull)
     _, status = os.waitpid(runc, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(runc_error(runc_log, f"runc create exited with {os.waitstatus_to_exitcode(status)}"))
@@ -135,8 +173,207 @@ def create(spec: dict, stdout_w: int, stderr_w: int) -> int:
         return int(f.read().strip())
 
 
-def monitor(spec: dict, init_pid: int, streams: dict[int, str], log: CriLog) -> dict:
-    """Copy output to the log until the init process has exited and the pipes are drained; return its exit."""
+def create_with_terminal(spec: dict, dir_fd: int, devnull: int) -> tuple[int, int]:
+    """``runc create`` of a terminal container; returns (init pid, pty master)."""
+    path = f"/proc/self/fd/{dir_fd}/{CONSOLE_SOCKET}"  # short, however deep the state directory is
+    unlink_quietly(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        try:
+            init_pid = create(spec, (devnull, devnull, devnull), f"/proc/{os.getpid()}/fd/{dir_fd}/{CONSOLE_SOCKET}")
+            listener.settimeout(CONSOLE_WAIT_S)
+            conn, _ = listener.accept()  # runc connected and sent during create; the fd waits in the socket
+            with conn:
+                conn.settimeout(CONSOLE_WAIT_S)
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        finally:
+            unlink_quietly(path)
+    if not fds:
+        raise RuntimeError("runc sent no terminal over the console socket")
+    return init_pid, fds[0]
+
+
+def start(spec: dict, dir_fd: int, stdin: bool, tty: bool) -> tuple[int, dict[int, str], int | None]:
+    """Create the container; returns (init pid, output fds to copy, the fd the container's stdin is written to)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        if tty:
+            init_pid, master = create_with_terminal(spec, dir_fd, devnull)
+            return init_pid, {master: "stdout"}, master if stdin else None
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe() if stdin else (devnull, None)
+        try:
+            init_pid = create(spec, (in_r, out_w, err_w))
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in {out_w, err_w, in_r} - {devnull}:
+                os.close(fd)
+        return init_pid, {out_r: "stdout", err_r: "stderr"}, in_w
+    finally:
+        os.close(devnull)
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class AttachClient:
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+
+
+class Attach:
+    """``attach.sock``: output goes to every connected client, their input to the container (see the docstring)."""
+
+    def __init__(self, dir_fd: int, stdin_fd: int | None, terminal_fd: int | None) -> None:
+        self.path = f"/proc/self/fd/{dir_fd}/{ATTACH_SOCKET}"
+        unlink_quietly(self.path)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.clients: dict[int, AttachClient] = {}
+        self.terminal_fd = terminal_fd
+        self.stdin_fd = stdin_fd
+        self.stdin_pending = bytearray()
+        self.close_stdin_requested = False
+        if stdin_fd is not None:
+            os.set_blocking(stdin_fd, False)
+
+    def readers(self) -> list[int]:
+        clients = list(self.clients) if len(self.stdin_pending) < STDIN_BACKLOG else []
+        return [self.listener.fileno(), *clients]
+
+    def writers(self) -> list[int]:
+        ready = [fd for fd, client in self.clients.items() if client.outbox]
+        if self.stdin_pending and self.stdin_fd is not None:
+            ready.append(self.stdin_fd)
+        return ready
+
+    def broadcast(self, stream: str, data: bytes) -> None:
+        frame = FRAME.pack(STREAM_IDS[stream], len(data)) + data
+        for fd, client in list(self.clients.items()):
+            if len(client.outbox) + len(frame) > CLIENT_BACKLOG:
+                self.drop(fd)
+            else:
+                client.outbox += frame
+
+    def readable(self, fd: int) -> None:
+        if fd == self.listener.fileno():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            self.clients[conn.fileno()] = AttachClient(conn)
+            return
+        client = self.clients.get(fd)
+        if client is None:
+            return
+        try:
+            data = client.conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(fd)
+            return
+        client.inbox += data
+        while len(client.inbox) >= FRAME.size:
+            stream, length = FRAME.unpack_from(client.inbox)
+            if length > MAX_FRAME:
+                self.drop(fd)
+                return
+            if len(client.inbox) < FRAME.size + length:
+                break
+            payload = bytes(client.inbox[FRAME.size:FRAME.size + length])
+            del client.inbox[:FRAME.size + length]
+            self.handle(stream, payload)
+
+    def handle(self, stream: int, payload: bytes) -> None:
+        if stream == STDIN and self.stdin_fd is not None and not self.close_stdin_requested:
+            self.stdin_pending += payload
+            self.write_stdin()
+        elif stream == RESIZE and self.terminal_fd is not None and len(payload) >= 4:
+            width, height = struct.unpack_from(">HH", payload)
+            try:
+                fcntl.ioctl(self.terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            except OSError:
+                pass
+        elif stream == CLOSE_STDIN and self.terminal_fd is None and self.stdin_fd is not None:
+            self.close_stdin_requested = True
+            self.write_stdin()
+
+    def writable(self, fd: int) -> None:
+        if fd == self.stdin_fd:
+            self.write_stdin()
+            return
+        client = self.clients.get(fd)
+        if client is None:
+            return
+        try:
+            sent = client.conn.send(client.outbox)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.drop(fd)
+            return
+        del client.outbox[:sent]
+
+    def write_stdin(self) -> None:
+        try:
+            while self.stdin_pending:
+                del self.stdin_pending[:os.write(self.stdin_fd, self.stdin_pending)]
+        except BlockingIOError:
+            return
+        except OSError:  # the container closed its stdin, or has gone
+            self.stdin_pending.clear()
+            self.close_stdin_requested = self.terminal_fd is None
+        if self.close_stdin_requested and not self.stdin_pending:
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+
+    def forget(self, fd: int) -> None:
+        """``fd`` (a terminal, which is also the container's stdin) is being closed by the output copier."""
+        if fd == self.stdin_fd:
+            self.stdin_fd = None
+            self.stdin_pending.clear()
+        if fd == self.terminal_fd:
+            self.terminal_fd = None
+
+    def drop(self, fd: int) -> None:
+        client = self.clients.pop(fd, None)
+        if client is not None:
+            client.conn.close()
+
+    def close(self) -> None:
+        """Hand clients what they are owed (briefly), then hang up: for them the container's output has ended."""
+        for fd, client in list(self.clients.items()):
+            try:
+                client.conn.settimeout(1.0)
+                client.conn.sendall(client.outbox)
+            except OSError:
+                pass
+            self.drop(fd)
+        self.listener.close()
+        unlink_quietly(self.path)
+
+
+def monitor(spec: dict, init_pid: int, streams: dict[int, str], log: CriLog, attach: Attach) -> dict:
+    """Copy output to the log and attached clients until the init process has exited and the output is drained;
+    return its exit."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -146,23 +383,23 @@ def monitor(spec: dict, init_pid: int, streams: dict[int, str], log: CriLog) -> 
     exit_info: dict | None = None
     drain_deadline = None
     while streams:
-        timeout = None if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
-        try:
-            ready, _, _ = select.select([*streams, wake_r], [], [], timeout)
-        except InterruptedError:
-            ready = []
-        if not ready and drain_deadline is not None:
+        timeout = None if drain_deadline is None else drain_deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
             break
-        for fd in ready:
+        try:
+            readable, writable, _ = select.select([*streams, wake_r, *attach.readers()], attach.writers(), [],
+                                                  timeout)
+        except InterruptedError:
+            readable, writable = [], []
+        for fd in readable:
             if fd == wake_r:
                 os.read(wake_r, 512)
-                continue
-            data = os.read(fd, 65536)
-            if data:
-                log.feed(streams[fd], data)
+            elif fd in streams:
+                copy_output(fd, streams, log, attach)
             else:
-                os.close(fd)
-                del streams[fd]
+                attach.readable(fd)
+        for fd in writable:
+            attach.writable(fd)
         if reopen_requested:
             reopen_requested.clear()
             log.flush()
@@ -178,11 +415,28 @@ def monitor(spec: dict, init_pid: int, streams: dict[int, str], log: CriLog) -> 
                 exit_info = exit_record(status, spec["cgroup_path"])
                 drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT_S
     log.flush()
-    while exit_info is None:  # the pipes closed before the exit was reaped
+    attach.close()
+    while exit_info is None:  # the output ended before the exit was reaped
         pid, status = os.waitpid(-1, 0)
         if pid == init_pid:
             exit_info = exit_record(status, spec["cgroup_path"])
     return exit_info
+
+
+def copy_output(fd: int, streams: dict[int, str], log: CriLog, attach: Attach) -> None:
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        return
+    except OSError:  # EIO from a pty master: the terminal's last holder (the container) has gone
+        data = b""
+    if data:
+        log.feed(streams[fd], data)
+        attach.broadcast(streams[fd], data)
+    else:
+        attach.forget(fd)
+        os.close(fd)
+        del streams[fd]
 
 
 def exit_record(status: int, cgroup_path: str) -> dict:
@@ -208,19 +462,17 @@ def main(spec_path: str, notify_fd: int) -> None:
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         notify(notify_fd, {"error": f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}"})
         return
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    stdin, tty = container_stdio(spec)
     try:
-        init_pid = create(spec, out_w, err_w)
+        dir_fd = os.open(spec["state_dir"], os.O_PATH | os.O_DIRECTORY)
+        init_pid, streams, stdin_fd = start(spec, dir_fd, stdin, tty)
+        attach = Attach(dir_fd, stdin_fd, next(iter(streams)) if tty else None)
     except (RuntimeError, OSError) as e:
         notify(notify_fd, {"error": str(e)})
         return
-    finally:
-        os.close(out_w)
-        os.close(err_w)
     log = CriLog(spec.get("log_path", ""))
     notify(notify_fd, {"pid": init_pid, "shim_pid": os.getpid()})
-    exit_info = monitor(spec, init_pid, {out_r: "stdout", err_r: "stderr"}, log)
+    exit_info = monitor(spec, init_pid, streams, log, attach)
     write_json_atomic(os.path.join(spec["state_dir"], "exit.json"), exit_info)
 
 

@@ -31,10 +31,10 @@ class Started:
 
 
 async def spawn(*, container_id: str, bundle: Path, state_dir: Path, runc: str, runc_root: str, log_path: str,
-                cgroup_path: str, python: str = sys.executable) -> Started:
+                cgroup_path: str, stdin: bool = False, python: str = sys.executable) -> Started:
     """Create the container under a new shim; raises RuntimeFailure with runc's message if it cannot."""
     spec = {"id": container_id, "bundle": str(bundle), "state_dir": str(state_dir), "runc": runc,
-            "runc_root": runc_root, "log_path": log_path, "cgroup_path": cgroup_path}
+            "runc_root": runc_root, "log_path": log_path, "cgroup_path": cgroup_path, "stdin": stdin}
     state_dir.mkdir(parents=True, exist_ok=True)
     spec_path = state_dir / "shim.json"
     spec_path.write_text(json.dumps(spec))
@@ -95,8 +95,10 @@ class ExitWatcher:
         loop = asyncio.get_running_loop()
         self.unwatch(key)
         try:
+            if shim_pid <= 0:  # the runtime stopped before the shim answered: nothing to follow
+                raise ProcessLookupError(shim_pid)
             fd = os.pidfd_open(shim_pid)
-        except ProcessLookupError:
+        except OSError:
             loop.call_soon(on_exit, key)
             return
         if not is_shim(shim_pid, state_dir):

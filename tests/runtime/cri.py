@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 
@@ -75,6 +76,7 @@ class CriClient:
 class RuntimeProcess:
     """``python -m kubelet.runtime`` on a private socket, root, bridge and pod CIDR."""
 
+    name: ClassVar[str] = "kubemini"  # what Version reports as runtime_name
     base: Path
     bridge: str = field(default_factory=lambda: f"kmt{secrets.token_hex(3)}")
     cidr: str = field(default_factory=lambda: f"10.213.{secrets.randbelow(200) + 20}.0/24")
@@ -132,10 +134,13 @@ class RuntimeProcess:
 def sandbox_config(name: str | None = None, *, namespace: str = "default", host_network: bool = False,
                    log_directory: str = "", cgroup_parent: str = "", labels: dict | None = None,
                    hostname: str = "") -> cri.PodSandboxConfig:
+    """The sandbox config the kubelet sends; like the kubelet, no hostname for a hostNetwork pod (it keeps the
+    node's UTS namespace, and containerd's runc refuses a hostname without a private one)."""
     name = name or f"pod-{secrets.token_hex(3)}"
     config = cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name=name, namespace=namespace, uid=str(uuid.uuid4()), attempt=0),
-        hostname=hostname or name, log_directory=log_directory, labels=labels or {"app": name})
+        hostname=hostname or ("" if host_network else name), log_directory=log_directory,
+        labels=labels or {"app": name})
     config.linux.cgroup_parent = cgroup_parent
     if host_network:
         config.linux.security_context.namespace_options.network = cri.NODE

@@ -1,4 +1,4 @@
-"""The CRI client suite: kubemini's runtime driven over gRPC as crictl and the kubelet drive a runtime.
+"""The CRI client suite: kubemini's runtime, and containerd as the reference, driven over gRPC like crictl does.
 
 Real runc containers on a real bridge, busybox from the built-in image. Every test removes its pods; the
 module-level leak test then checks that nothing (mounts, cgroups, veths, netns, shims) was left behind.
@@ -6,10 +6,12 @@ module-level leak test then checks that nothing (mounts, cgroups, veths, netns, 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -31,17 +33,34 @@ def code_of(call) -> grpc.StatusCode:
     return info.value.code()
 
 
+def verbose_info(pods, container_id: str) -> dict:
+    return json.loads(pods.status(container_id, verbose=True).info["info"])
+
+
 def pid_of(pods, container_id: str) -> int:
-    return json.loads(pods.status(container_id, verbose=True).info["info"])["pid"]
+    return verbose_info(pods, container_id)["pid"]
 
 
 def cgroup_of(pods, container_id: str) -> str:
-    return json.loads(pods.status(container_id, verbose=True).info["info"])["cgroupPath"]
+    """The container's cgroupsPath: kubemini's verbose info has ``cgroupPath``, containerd's the OCI spec."""
+    info = verbose_info(pods, container_id)
+    return info.get("cgroupPath") or info["runtimeSpec"]["linux"]["cgroupsPath"]
 
 
-def test_version_and_status(cri_client):
+@pytest.fixture
+def pod_cgroup(pods):
+    """A pod-level cgroup parent, as the kubelet gives every sandbox (it owns that directory and removes it)."""
+    parent = f"/kubemini-test-{os.getpid()}-{secrets.token_hex(3)}"
+    yield parent
+    pods.cleanup()
+    for hierarchy in cgroups.CGROUP_ROOT.iterdir():  # every hierarchy runc used, the named systemd one too
+        with contextlib.suppress(OSError):
+            (hierarchy / parent.lstrip("/")).rmdir()
+
+
+def test_version_and_status(cri_client, runtime_process):
     version = cri_client.Version(cri.VersionRequest(version="v1"))
-    assert (version.runtime_name, version.runtime_api_version) == ("kubemini", "v1")
+    assert (version.runtime_name, version.runtime_api_version) == (runtime_process.name, "v1")
     conditions = {c.type: c.status for c in cri_client.Status(cri.StatusRequest()).status.conditions}
     assert conditions == {"RuntimeReady": True, "NetworkReady": True}
 
@@ -116,6 +135,9 @@ def test_exec_sync_output_and_exit_code(pods):
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+@pytest.mark.kubemini_only(
+    "containerd 1.6 writes Go's RFC3339Nano timestamps, which drop trailing zeros of the fraction "
+    "(e.g. 2026-11-22T09:31:26.13809339Z); kubemini always writes 9 digits, which this test pins")
 def test_logs_are_written_in_the_cri_format(pods, tmp_path):
     sandbox = pods.run_sandbox(sandbox_config(log_directory=str(tmp_path)))
     container = pods.run(sandbox, container_config(
@@ -161,8 +183,8 @@ def test_stop_honours_the_grace_period(pods, tmp_path):
     assert took >= 2  # the grace period was given before SIGKILL
 
 
-def test_stats(pods):
-    sandbox = pods.run_sandbox()
+def test_stats(pods, pod_cgroup):
+    sandbox = pods.run_sandbox(sandbox_config(cgroup_parent=pod_cgroup))
     container = pods.run(sandbox, container_config("busy", ["sh", "-c", "while true; do :; done"]))
     time.sleep(0.5)
     pods.client.ContainerStats(cri.ContainerStatsRequest(container_id=container))
@@ -180,7 +202,7 @@ def test_stats(pods):
     assert [c.attributes.id for c in pod_stats.linux.containers] == [container]
 
 
-def test_bad_requests_get_the_right_codes(cri_client, pods):
+def test_unknown_ids_are_not_found_and_removal_is_idempotent(cri_client):
     unknown = "0" * 64
     assert code_of(lambda: cri_client.ContainerStatus(cri.ContainerStatusRequest(container_id=unknown))) == \
         grpc.StatusCode.NOT_FOUND
@@ -192,11 +214,23 @@ def test_bad_requests_get_the_right_codes(cri_client, pods):
         grpc.StatusCode.NOT_FOUND
     cri_client.RemoveContainer(cri.RemoveContainerRequest(container_id=unknown))  # idempotent
     cri_client.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=unknown))
-    assert code_of(lambda: cri_client.RunPodSandbox(cri.RunPodSandboxRequest(config=cri.PodSandboxConfig()))) == \
-        grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_unknown_image_is_not_found(pods):
     sandbox = pods.run_sandbox()
     assert code_of(lambda: pods.create(sandbox, container_config("x", ["true"], image="no-such-image:1"))) == \
         grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.kubemini_only(
+    "containerd 1.6 answers these differently: an empty PodSandboxConfig is UNKNOWN ('sandbox config must include "
+    "metadata'); CreateContainer without sandbox_config panics and kills containerd (exit 2); an empty container "
+    "name is accepted (OK); sysctl kernel.panic fails at runc create with UNKNOWN ('not in a separate kernel "
+    "namespace')")
+def test_invalid_requests_are_invalid_argument(cri_client, pods):
+    assert code_of(lambda: cri_client.RunPodSandbox(cri.RunPodSandboxRequest(config=cri.PodSandboxConfig()))) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    sandbox = pods.run_sandbox()
     assert code_of(lambda: cri_client.CreateContainer(cri.CreateContainerRequest(
         pod_sandbox_id=sandbox[0], config=container_config("x", ["true"])))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(lambda: pods.create(sandbox, container_config("", ["true"]))) == grpc.StatusCode.INVALID_ARGUMENT
@@ -204,6 +238,13 @@ def test_bad_requests_get_the_right_codes(cri_client, pods):
     bad_sysctl.linux.sysctls["kernel.panic"] = "1"
     assert code_of(lambda: cri_client.RunPodSandbox(cri.RunPodSandboxRequest(config=bad_sysctl))) == \
         grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.kubemini_only(
+    "containerd 1.6 answers a second CreateContainer with the same metadata in one sandbox with UNKNOWN "
+    "('failed to reserve container name ...: name ... is reserved for <id>'), not ALREADY_EXISTS")
+def test_duplicate_container_name_is_already_exists(pods):
+    sandbox = pods.run_sandbox()
     first = pods.create(sandbox, container_config("dup", ["true"]))
     assert first
     assert code_of(lambda: pods.create(sandbox, container_config("dup", ["true"]))) == grpc.StatusCode.ALREADY_EXISTS
@@ -212,9 +253,11 @@ def test_bad_requests_get_the_right_codes(cri_client, pods):
 def test_host_network_sandbox(cri_client, pods):
     sandbox = pods.run_sandbox(sandbox_config(host_network=True))
     container = pods.run(sandbox, container_config("app", ["sleep", "3600"]))
-    host_links = os.listdir("/sys/class/net")
+    before = set(os.listdir("/sys/class/net"))
     response = pods.client.ExecSync(cri.ExecSyncRequest(container_id=container, cmd=["ls", "/sys/class/net"]))
-    assert sorted(response.stdout.decode().split()) == sorted(host_links)
+    after = set(os.listdir("/sys/class/net"))
+    # Other runtimes on the machine may add or remove links meanwhile; every link present throughout must show.
+    assert before & after <= set(response.stdout.decode().split()) <= before | after
 
 
 def test_stop_sandbox_stops_its_containers(cri_client, pods):
@@ -229,6 +272,7 @@ def test_stop_sandbox_stops_its_containers(cri_client, pods):
     assert code_of(lambda: pods.status(container)) == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.kubemini_only("restarts kubemini's runtime process and relies on its shims recording exits")
 def test_runtime_restart_keeps_sandboxes_and_containers(cri_client, pods, runtime_process):
     sandbox = pods.run_sandbox()
     sleeper = pods.run(sandbox, container_config("sleeper", ["sleep", "3600"]))
@@ -249,6 +293,7 @@ def test_runtime_restart_keeps_sandboxes_and_containers(cri_client, pods, runtim
     assert pods.status(sleeper).status.exit_code == 137
 
 
+@pytest.mark.kubemini_only("inspects kubemini's state dir, shim processes, veth names and verbose sandbox info")
 def test_removal_leaves_nothing_behind(cri_client, pods, runtime_process):
     from kubelet.runtime import mounts
 
@@ -282,6 +327,9 @@ def _not_of(pid: int, *ids: str) -> bool:
     return not any(i in cmdline for i in ids)
 
 
+@pytest.mark.kubemini_only(
+    "containerd 1.6 ignores ContainerConfig.stop_signal (newer than its CRI API): it sends the image's stop "
+    "signal, SIGTERM here, and the container exits 143 instead of running the USR1 trap (exit 9)")
 def test_stop_uses_the_configured_stop_signal(pods):
     sandbox = pods.run_sandbox()
     config = container_config("usr1", ["sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.1; done"])

@@ -1,143 +1,42 @@
 """pull() against a real registry: Debian's docker-registry (distribution 2.8) on a random port of 127.0.0.1.
 
-The images are pushed with raw HTTP (monolithic blob uploads and manifest PUTs, the same API ``docker push``
-uses), then pulled into a fresh store; nothing is run.
+The images are pushed with raw HTTP (tests/runtime/registry.py), then pulled into a fresh store; nothing is run.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import time
-from urllib.parse import urljoin
 
-import httpx
 import pytest
 
 from kubelet.runtime.errors import NotFound, Unavailable
 from kubelet.runtime.images import ImageStore
 from kubelet.runtime.images.registry import pull
 from kubelet.runtime.images.store import host_platform
-from tests.unit.runtime.imagefixtures import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    BuiltImage,
-    BuiltIndex,
-    build_image,
-    digest_of,
-    directory,
-    file,
-    layer_tar,
-    symlink,
-)
+from tests.runtime.cri import free_port
+from tests.runtime.registry import MISSING, Pusher, Registry, registry_available
+from tests.unit.runtime.imagefixtures import BuiltIndex, build_image, directory, file, layer_tar, symlink
 
-REGISTRY_BINARY = "/usr/bin/docker-registry"
-pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BINARY),
-                                reason=f"{REGISTRY_BINARY} is absent (apt-get install -y docker-registry)")
-
-CONFIG = """\
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-  secret: kubemini-test
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.skipif(not registry_available(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """``127.0.0.1:<port>`` of a running registry, stopped after the module."""
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(CONFIG.format(root=root / "data", port=port))
-    log_path = root / "registry.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    process = Registry(tmp_path_factory.mktemp("registry"))
     try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/v2/", log_path)
-        yield f"127.0.0.1:{port}"
+        process.start()
+        yield process.host
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log_path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"docker-registry exited with {proc.returncode}: {log_path.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # a separate process: nothing to await but its port
-    pytest.fail(f"docker-registry did not answer on {url}: {log_path.read_text()}")
-
-
-class Pusher:
-    """Just enough of the push side of the distribution API: blob upload (POST then monolithic PUT), manifest PUT."""
-
-    def __init__(self, host: str) -> None:
-        self.base = f"http://{host}"
-        self.client = httpx.Client(timeout=10)
-
-    def blob(self, repo: str, data: bytes) -> str:
-        digest = digest_of(data)
-        if self.client.head(f"{self.base}/v2/{repo}/blobs/{digest}").status_code == 200:
-            return digest
-        started = self.client.post(f"{self.base}/v2/{repo}/blobs/uploads/")
-        assert started.status_code == 202, started.text
-        location = urljoin(self.base, started.headers["location"])
-        separator = "&" if "?" in location else "?"
-        done = self.client.put(f"{location}{separator}digest={digest}", content=data,
-                               headers={"Content-Type": "application/octet-stream"})
-        assert done.status_code == 201, done.text
-        return digest
-
-    def manifest(self, repo: str, ref: str, data: bytes, media: str) -> None:
-        response = self.client.put(f"{self.base}/v2/{repo}/manifests/{ref}", content=data,
-                                   headers={"Content-Type": media})
-        assert response.status_code == 201, response.text
-        assert response.headers["docker-content-digest"] == digest_of(data)
-
-    def image(self, repo: str, tag: str, image: BuiltImage) -> None:
-        for data in image.blobs().values():
-            self.blob(repo, data)
-        self.manifest(repo, tag, image.manifest, OCI_MANIFEST)
-
-    def index(self, repo: str, tag: str, index: BuiltIndex) -> None:
-        for image in index.images:
-            self.image(repo, image.manifest_digest, image)
-        self.manifest(repo, tag, index.index, OCI_INDEX)
+        process.stop()
 
 
 @pytest.fixture(scope="module")
 def pusher(registry):
     pusher = Pusher(registry)
     yield pusher
-    pusher.client.close()
+    pusher.close()
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 The runtime's ImageService (PullImage, ImageStatus, ListImages, RemoveImage, ImageFsInfo) is a thin layer over
 :class:`ImageStore`; the container code asks the store for an image's config and its layer directories to stack
 as overlayfs lowerdirs. Submodules: ``reference`` (parsing names), ``store`` (blobs, layers, index),
-``archive`` (OCI / docker tarballs), ``builtin`` (busybox and pause from host binaries), ``registry`` (pulls).
+``layers`` (unpacking a layer tarball), ``archive`` (OCI / docker tarballs), ``builtin`` (busybox and pause from
+host binaries), ``registry`` (pulls); ``python -m kubelet.runtime.images`` loads, lists and removes images in a
+store from the command line, also while the runtime runs on it.
 """
 
 from kubelet.runtime.images.store import Image, ImageStore

@@ -5,26 +5,36 @@ unpacked exactly once, whichever images share it, and the kubelet must be able t
 spelling of a tag, or by a digest reference. Layout under ``root``::
 
     blobs/sha256/<hex>      compressed layers, configs and manifests exactly as received (digest-verified)
-    layers/<diff_id hex>/   one unpacked directory per layer, whiteouts already in overlayfs form
+    layers/<diff_id hex>/   one unpacked directory per layer, whiteouts already in overlayfs form (layers.py)
     images.json             the index: {"images": {id: record}, "layers": {diff_id: unpacked size}}
-    tmp/                    downloads and imports in progress (emptied when a store opens)
+    index.lock              flock'ed by whoever changes images.json or deletes content
+    owners/<token>          one per open store (any process), flock'ed while it lives: the blobs and layers it pins
+    tmp/                    downloads and imports in progress
 
 An image id is ``sha256:`` + the digest of its config blob, as in docker and containerd.
 
-Threading contract: the runtime is asyncio code. Cheap calls (:meth:`ImageStore.resolve`, ``get``, ``list``,
-``tag``, ``layer_dirs``, ``lowerdir``, ``has_blob``) only touch memory and a small JSON file and may run on the
-event loop. Heavy calls hash or unpack data and are plain sync functions for the caller to run with
-:func:`asyncio.to_thread`: :meth:`ImageStore.commit_image`, :meth:`ImageStore.ensure_layer`,
-:meth:`ImageStore.add_blob_file`, :meth:`ImageStore.ingest`, :meth:`ImageStore.remove` and
-:meth:`ImageStore.fs_info`. One ``threading.Lock`` guards the index; a layer is unpacked under its own lock into a
-temp dir that is then renamed into place, so concurrent pulls sharing a layer unpack it once. One store object
-per root per process.
+Several processes share one store: the runtime, and ``python -m kubelet.runtime.images load`` importing an
+archive into a running runtime's store. So every read-modify-write of images.json, every deletion and every
+change of pins happens under an ``fcntl.flock`` of ``index.lock``; readers (:meth:`ImageStore.resolve`, ``get``,
+``list``) take no file lock but reload the index whenever images.json changed (its inode, mtime and size: a
+``stat`` per call). Writes replace images.json atomically, so a reader sees the old index or the new one. A pull
+or import pins what it is about to reference (:meth:`ImageStore.hold`) in its owner file, which a remover in any
+process reads under the same lock; an owner file nobody holds a flock on belongs to a dead process and is deleted,
+with that process's temp files. Images record their users (containers, see :meth:`ImageStore.add_user`) so that
+removal is refused from every process, not only the runtime.
 
-Unpacking (:func:`unpack_layer`) accepts gzip, plain tar and (with the ``zstd`` binary) zstd layers, refuses
-entries that would land outside the layer, keeps modes, owners, symlinks, hard links and xattrs, skips device
-nodes, and turns OCI whiteouts into overlayfs ones (``.wh.x`` → char device 0/0 ``x``; ``.wh..wh..opq`` → xattr
-``trusted.overlay.opaque=y``), which needs root. The manifest helpers at the end are shared by the archive
-loader and the registry puller.
+Threading contract: the runtime is asyncio code. Cheap calls (``resolve``, ``get``, ``list``, ``tag``,
+``add_user``, ``remove_user``, ``hold``, ``layer_dirs``, ``lowerdir``, ``has_blob``) touch memory and a small
+JSON file and may run on the event loop (another process holds the index lock only for such small updates,
+never while hashing or unpacking). Heavy calls hash, unpack or walk data and are plain sync functions for the
+caller to run with :func:`asyncio.to_thread`: :meth:`ImageStore.commit_image`, :meth:`ImageStore.ensure_layer`,
+:meth:`ImageStore.add_blob_file`, :meth:`ImageStore.ingest`, :meth:`ImageStore.remove` and
+:meth:`ImageStore.fs_info`. In one process a ``threading.Lock`` guards the in-memory index; a layer is unpacked
+under its own lock into a temp dir that is then renamed into place (:func:`~.layers.install_layer`), so
+concurrent pulls sharing a layer unpack it once per process, and a process losing the rename to another keeps
+the winner's copy.
+
+The manifest helpers at the end are shared by the archive loader and the registry puller.
 """
 
 from __future__ import annotations
@@ -32,26 +42,24 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
-import gzip
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import re
 import shutil
-import stat
-import subprocess
-import tarfile
 import threading
+import time
 import uuid
-import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from kubelet.runtime.errors import InvalidArgument, NotFound, RuntimeFailure
+from kubelet.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, RuntimeFailure
+from kubelet.runtime.images.layers import install_layer, unpacked_size
 from kubelet.runtime.images.reference import parse, parse_image_id
 
 __all__ = [
@@ -65,13 +73,16 @@ __all__ = [
     "manifest_parts",
     "media_type_of",
     "sha256_digest",
-    "unpack_layer",
 ]
 
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"sha256:([a-f0-9]{64})")
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{12,63})")
 _NUMERIC = re.compile(r"[0-9]+")
+_TOKEN = re.compile(r"[0-9a-f]{16}")
+# Temp entries carry their owner's token: ingest-<token>-…, .tmp-<token>-…, .trash-<token>-…, .images.json.<token>-…
+_OWNED = re.compile(r"(?:ingest-|\.tmp-|\.trash-|\.images\.json\.)([0-9a-f]{16})-")
+_UNLOADED = ("unloaded",)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -121,21 +132,38 @@ class Image:
 
 
 class ImageStore:
-    """The content-addressed image store under ``root`` (see the module docstring for layout and threading)."""
+    """The content-addressed image store under ``root`` (see the module docstring for layout, processes and
+    threading). Several instances, in one process or several, may share a root; :meth:`close` releases one."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._blobs = self.root / "blobs" / "sha256"
         self._layers = self.root / "layers"
+        self._owners = self.root / "owners"
         self.temp_dir = self.root / "tmp"
-        for path in (self._blobs, self._layers, self.temp_dir):
+        for path in (self._blobs, self._layers, self._owners, self.temp_dir):
             path.mkdir(parents=True, exist_ok=True)
         self._index_path = self.root / "images.json"
         self._lock = threading.Lock()
         self._unpack_locks: dict[str, threading.Lock] = {}
         self._pins: Counter[str] = Counter()
-        self._images, self._layer_sizes = self._load_index()
+        self._published: list[str] = []
+        self._images: dict[str, dict[str, Any]] = {}
+        self._layer_sizes: dict[str, int] = {}
+        self._index_stat: tuple[Any, ...] = _UNLOADED
+        self._token = uuid.uuid4().hex[:16]
+        self._index_lock = open(self.root / "index.lock", "a+b")  # noqa: SIM115 - held for the store's life
+        with self._writing():
+            self._owner = self._register_owner()
+            self._other_pins()  # deletes dead owners' files, so their temp entries below count as leftovers
         self._clean_leftovers()
+
+    def close(self) -> None:
+        """Unregister this instance (its pins go with it). The store object must not be used afterwards."""
+        with self._writing():
+            (self._owners / self._token).unlink(missing_ok=True)
+            self._owner.close()
+        self._index_lock.close()
 
     # ---- lookups (cheap) -------------------------------------------------------------------------------------
 
@@ -145,6 +173,7 @@ class ImageStore:
         (``repo@sha256:…``, matched against repo digests). None when nothing matches or ``ref_or_id`` is
         not a valid reference (containerd answers an invalid reference with "not found" too)."""
         with self._lock:
+            self._refresh()
             image_id = self._find_id(ref_or_id)
             return self._image(image_id) if image_id else None
 
@@ -157,6 +186,7 @@ class ImageStore:
 
     def list(self) -> list[Image]:
         with self._lock:
+            self._refresh()
             return [self._image(image_id) for image_id in sorted(self._images)]
 
     def layer_dirs(self, image: Image | str) -> list[Path]:
@@ -187,7 +217,7 @@ class ImageStore:
     def tag(self, image_id: str, ref: str) -> Image:
         """Add the repo tag ``ref`` (any spelling) to an image, moving it from any other image that had it."""
         tagged = _tag_ref(ref)
-        with self._lock:
+        with self._writing():
             found = self._find_id(image_id)
             if found is None:
                 raise NotFound(f'image "{image_id}" not found')
@@ -195,30 +225,82 @@ class ImageStore:
             self._save_locked()
             return self._image(found)
 
+    def add_user(self, ref_or_id: str, user: str) -> Image:
+        """Record that ``user`` (a label naming it, e.g. ``container <id>``) has a root filesystem on the image's
+        layers: :meth:`remove` refuses the image, from any process, until :meth:`remove_user`. Idempotent;
+        NotFound if the image is gone (a remove won the race). Recorded in the index, so it survives restarts."""
+        with self._writing():
+            image_id = self._find_id(ref_or_id)
+            if image_id is None:
+                raise NotFound(f'image "{ref_or_id}" not found')
+            users = self._images[image_id].setdefault("users", [])
+            if user not in users:
+                users.append(user)
+                self._save_locked()
+            return self._image(image_id)
+
+    def remove_user(self, user: str) -> None:
+        """Forget ``user`` on whichever image has it. Idempotent."""
+        with self._writing():
+            changed = False
+            for record in self._images.values():
+                if user in record.get("users", ()):
+                    record["users"].remove(user)
+                    changed = True
+            if changed:
+                self._save_locked()
+
+    def retain_users(self, live: Collection[str]) -> None:
+        """Forget every user not in ``live``: after a crash between removing a container and :meth:`remove_user`,
+        the runtime's recovery passes the users it still has."""
+        with self._writing():
+            changed = False
+            for record in self._images.values():
+                kept = [user for user in record.get("users", ()) if user in live]
+                if kept != record.get("users", []):
+                    record["users"] = kept
+                    changed = True
+            if changed:
+                self._save_locked()
+
+    def users(self, ref_or_id: str) -> list[str]:
+        """The users recorded for an image ([] for an unknown one)."""
+        with self._lock:
+            self._refresh()
+            image_id = self._find_id(ref_or_id)
+            return list(self._images[image_id].get("users", [])) if image_id else []
+
     # ---- removal and usage (heavy) ---------------------------------------------------------------------------
 
     def remove(self, ref_or_id: str) -> None:
         """Remove an image with all its tags and digests (CRI RemoveImage semantics), then delete the layers and
-        blobs no other image (and no pull in progress) uses. Unknown images are a no-op: RemoveImage is
-        idempotent. The caller must not remove an image a container still runs on."""
-        with self._lock:
+        blobs no other image (and no pull or import in progress, in any process) uses. Unknown images are a
+        no-op: RemoveImage is idempotent. FailedPrecondition, naming them, while the image has users."""
+        trash = []
+        with self._writing():
             image_id = self._find_id(ref_or_id)
             if image_id is None:
                 return
-            record = self._images.pop(image_id)
-            in_use_layers = {d for r in self._images.values() for d in r["layers"]} | set(self._pins)
-            in_use_blobs = {b for r in self._images.values() for b in r["blobs"]} | set(self._pins)
+            record = self._images[image_id]
+            if record.get("users"):
+                raise FailedPrecondition(f'image "{ref_or_id}" ({image_id}) is in use by '
+                                         f'{", ".join(record["users"])}')
+            del self._images[image_id]
+            pinned = self._other_pins() | set(self._pins)
+            in_use_layers = {d for r in self._images.values() for d in r["layers"]} | pinned
+            in_use_blobs = {b for r in self._images.values() for b in r["blobs"]} | pinned
             doomed_layers = sorted(set(record["layers"]) - in_use_layers)
             doomed_blobs = sorted(set(record["blobs"]) - in_use_blobs)
-            trash = []
             for diff_id in doomed_layers:
                 self._layer_sizes.pop(diff_id, None)
+            self._save_locked()  # first: a crash below leaves unreferenced files, never a record without them
+            for diff_id in doomed_layers:
                 moved = self._to_trash(self._layers / digest_hex(diff_id))
                 if moved is not None:
                     trash.append(moved)
-            self._save_locked()
-        for blob in doomed_blobs:
-            self.blob_path(blob).unlink(missing_ok=True)
+            # Under the lock: a pin published after this sees the blob gone and fetches it again.
+            for blob in doomed_blobs:
+                self.blob_path(blob).unlink(missing_ok=True)
         for path in trash:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -256,8 +338,9 @@ class ImageStore:
             raise NotFound(f"blob {digest} not found in the image store") from None
 
     def new_temp_path(self) -> Path:
-        """A fresh path in the store's temp dir (same filesystem as the blobs, so moving it in is a rename)."""
-        return self.temp_dir / f"ingest-{uuid.uuid4().hex}"
+        """A fresh path in the store's temp dir (same filesystem as the blobs, so moving it in is a rename),
+        named for this instance so that no other process's cleanup deletes it while this one lives."""
+        return self.temp_dir / self._temp_name("ingest-")
 
     def add_blob(self, data: bytes, digest: str | None = None) -> str:
         """Store ``data``; return its digest. InvalidArgument if ``digest`` is given and does not match."""
@@ -298,16 +381,19 @@ class ImageStore:
 
     @contextlib.contextmanager
     def hold(self, *digests: str) -> Iterator[None]:
-        """Keep blobs and layers (by digest / diff_id) from being deleted by :meth:`remove` while a pull or
-        import that will reference them is in progress."""
-        with self._lock:
+        """Keep blobs and layers (by digest / diff_id) from being deleted by :meth:`remove`, in this process or
+        any other, while a pull or import that will reference them is in progress. Check that a held blob or
+        layer exists only inside the ``with``: a remove that finished before it may have deleted it."""
+        with self._writing():
             self._pins.update(digests)
+            self._publish_pins()
         try:
             yield
         finally:
-            with self._lock:
+            with self._writing():
                 self._pins.subtract(digests)
                 self._pins = +self._pins  # drop the zero counts
+                self._publish_pins()
 
     # ---- registering images (heavy) ---------------------------------------------------------------------------
 
@@ -326,10 +412,12 @@ class ImageStore:
             diff_ids = _diff_ids(config_doc, len(layer_blobs), config_digest)
             with self.hold(*diff_ids):
                 sizes = {d: self.ensure_layer(b, d) for b, d in zip(layer_blobs, diff_ids, strict=True)}
-                with self._lock:
+                with self._writing():
+                    self._layer_sizes.update(sizes)  # the reload may have dropped what ensure_layer learnt
                     record = self._images.setdefault(image_id, {
                         "repo_tags": [], "repo_digests": [], "config_digest": config_digest, "layers": diff_ids,
-                        "size": sum(sizes.values()), "config": config_doc.get("config") or {}, "blobs": []})
+                        "size": sum(sizes.values()), "config": config_doc.get("config") or {}, "blobs": [],
+                        "users": []})
                     record["blobs"] = _merged(record["blobs"], [config_digest, *layer_blobs, *extra])
                     record["repo_digests"] = _merged(record["repo_digests"], digests)
                     self._move_tags(image_id, tags)
@@ -338,8 +426,9 @@ class ImageStore:
 
     def ensure_layer(self, blob_digest: str, diff_id: str) -> int:
         """Unpack the layer blob into ``layers/<diff_id hex>`` unless it is there already; return its unpacked
-        size. Unpacks into a temp dir renamed into place, once per layer however many threads ask. Call it
-        inside :meth:`hold` (``commit_image`` does) so a concurrent remove cannot delete the result. Heavy."""
+        size. Unpacks once per layer however many threads ask; another process unpacking it at the same time
+        is harmless (:func:`~.layers.install_layer`). Call it inside :meth:`hold` (``commit_image`` does) so a
+        concurrent remove cannot delete the result. Heavy."""
         hex_id = digest_hex(diff_id)
         final = self._layers / hex_id
         if not self.has_blob(blob_digest):
@@ -348,24 +437,47 @@ class ImageStore:
             layer_lock = self._unpack_locks.setdefault(hex_id, threading.Lock())
         with layer_lock:
             with self._lock:
+                self._refresh()
                 size = self._layer_sizes.get(diff_id)
-            if size is not None and final.is_dir():
-                return size
-            tmp = self._layers / f".tmp-{hex_id}-{uuid.uuid4().hex[:8]}"
-            try:
-                size = unpack_layer(self.blob_path(blob_digest), tmp, diff_id)
-                stale = self._to_trash(final)  # left by a crash before the index recorded it
-                os.rename(tmp, final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            if stale is not None:
-                shutil.rmtree(stale, ignore_errors=True)
+            if final.is_dir():
+                if size is not None:
+                    return size
+                # Unpacked by another process that has not recorded it yet, or by one that died before it
+                # could: a layer dir only ever appears complete (renamed into place), so it can be used.
+                size = unpacked_size(final)
+            else:
+                size = install_layer(self.blob_path(blob_digest), final, self._layers / self._temp_name(".tmp-"),
+                                     diff_id)
             with self._lock:
                 self._layer_sizes[diff_id] = size
             return size
 
     # ---- internals ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the thread lock and the cross-process index lock, with the index freshly loaded."""
+        with self._lock:
+            fcntl.flock(self._index_lock, fcntl.LOCK_EX)
+            try:
+                self._refresh()
+                yield
+            finally:
+                fcntl.flock(self._index_lock, fcntl.LOCK_UN)
+
+    def _refresh(self) -> None:
+        """Reload images.json if another process (or instance) replaced it since we last read or wrote it.
+        Caller holds ``self._lock``. The stat comes first: a change after it is seen by the next call."""
+        try:
+            st = os.stat(self._index_path)
+        except FileNotFoundError:
+            key: tuple[Any, ...] = ()
+        else:
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._index_stat:
+            return
+        self._images, self._layer_sizes = self._load_index()
+        self._index_stat = key
 
     def _find_id(self, value: str) -> str | None:
         value = (value or "").strip()
@@ -410,20 +522,69 @@ class ImageStore:
         return doc.get("images", {}), doc.get("layers", {})
 
     def _save_locked(self) -> None:
-        """Write images.json atomically (temp file + os.replace). Caller holds ``self._lock``."""
-        live = {d for r in self._images.values() for d in r["layers"]} | set(self._pins)
+        """Write images.json atomically (temp file + os.replace). Caller is inside :meth:`_writing`."""
+        live = {d for r in self._images.values() for d in r["layers"]} | set(self._pins) | self._other_pins()
         layers = {d: size for d, size in self._layer_sizes.items() if d in live}
         data = json.dumps({"images": self._images, "layers": layers}, indent=1, sort_keys=True).encode()
-        tmp = self.root / f".images.json.{os.getpid()}.{threading.get_ident()}"
+        tmp = self.root / self._temp_name(".images.json.")
         with open(tmp, "wb") as out:
             out.write(data)
             out.flush()
+            # Readers compare (inode, mtime_ns, size); inodes are reused and clocks are coarse, so every version
+            # gets an mtime later than the one it replaces (the previous key is current: we hold the lock).
+            previous = self._index_stat[1] if len(self._index_stat) == 3 else 0
+            mtime = max(time.time_ns(), previous + 1)
+            os.utime(out.fileno(), ns=(mtime, mtime))
             os.fsync(out.fileno())
         os.replace(tmp, self._index_path)
+        st = os.stat(self._index_path)
+        self._index_stat = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _temp_name(self, prefix: str) -> str:
+        return f"{prefix}{self._token}-{uuid.uuid4().hex[:8]}"
+
+    def _register_owner(self) -> IO[bytes]:
+        """Create and flock ``owners/<token>`` (under the index lock, so no cleanup sees it unlocked)."""
+        owner = open(self._owners / self._token, "x+b")  # noqa: SIM115 - open (and locked) for the store's life
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        owner.write(b"[]")
+        owner.flush()
+        return owner
+
+    def _publish_pins(self) -> None:
+        """Write this instance's pins to its owner file, where removers in other processes read them."""
+        pins = sorted(self._pins)
+        if pins != self._published:
+            self._owner.seek(0)
+            self._owner.truncate()
+            self._owner.write(json.dumps(pins).encode())
+            self._owner.flush()
+            self._published = pins
+
+    def _other_pins(self) -> set[str]:
+        """What the other live instances on this root pin. An owner file nobody holds a flock on belongs to a
+        dead process: it is deleted. Caller is inside :meth:`_writing`."""
+        pinned: set[str] = set()
+        for path in self._owners.iterdir():
+            if path.name == self._token or not _TOKEN.fullmatch(path.name):
+                continue
+            try:
+                other = open(path, "rb")  # noqa: SIM115 - closed below, after the lock probe
+            except FileNotFoundError:
+                continue
+            with other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    with contextlib.suppress(ValueError):
+                        pinned.update(json.loads(other.read() or b"[]"))
+                    continue
+                path.unlink(missing_ok=True)
+        return pinned
 
     def _to_trash(self, path: Path) -> Path | None:
         """Rename ``path`` aside (atomic) so it can be deleted at leisure; None if it does not exist."""
-        trash = self._layers / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
+        trash = self._layers / self._temp_name(".trash-")
         try:
             os.rename(path, trash)
         except FileNotFoundError:
@@ -431,13 +592,17 @@ class ImageStore:
         return trash
 
     def _clean_leftovers(self) -> None:
-        for path in self.temp_dir.iterdir():
+        """Delete temp entries whose owner is gone: a live owner's file exists before it makes any entry, and only
+        a dead owner's file is ever deleted (see :meth:`_other_pins`), so a missing owner file means dead."""
+        entries = [*self.temp_dir.iterdir(), *self._layers.glob(".*"), *self.root.glob(".images.json.*")]
+        for path in entries:
+            owner = _OWNED.match(path.name)
+            if owner is not None and (self._owners / owner.group(1)).exists():
+                continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        for path in self._layers.glob(".*"):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def _check_digest(expected: str | None, actual: str) -> None:
@@ -506,256 +671,6 @@ def _diff_ids(config: dict[str, Any], layer_count: int, config_digest: str) -> l
     for diff_id in diff_ids:
         digest_hex(diff_id)
     return list(diff_ids)
-
-
-# ---- layer unpacking ----------------------------------------------------------------------------------------------
-
-
-class _HashingReader:
-    """A read-only stream that hashes what passes through it (the tar reader sees every byte)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._hasher = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._hasher.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self._hasher.hexdigest()
-
-
-def unpack_layer(blob: Path, dest: Path, diff_id: str | None = None) -> int:
-    """Unpack a (gzip, zstd or plain) layer tarball into the new directory ``dest``; return the sum of its
-    regular files' sizes. Raises InvalidArgument for a corrupt tar, an unsafe entry or, when ``diff_id`` is
-    given, a digest of the uncompressed tar that differs from it. Heavy; ``dest`` is left for the caller to
-    delete on error."""
-    dest.mkdir(parents=True)
-    try:
-        with _decompressed(blob) as stream:
-            reader = _HashingReader(stream)
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
-                size = _Extractor(dest).run(tar)
-            reader.drain()
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise InvalidArgument(f"layer {blob.name} is not a valid tar stream: {err}") from err
-    if diff_id is not None and reader.digest() != diff_id:
-        raise InvalidArgument(f"layer diff_id mismatch: the image config says {diff_id}, "
-                              f"the uncompressed layer is {reader.digest()}")
-    return size
-
-
-@contextlib.contextmanager
-def _decompressed(blob: Path) -> Iterator[IO[bytes]]:
-    with open(blob, "rb") as raw:
-        magic = raw.read(4)
-        raw.seek(0)
-        if magic[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield unzipped
-            return
-        if magic != b"\x28\xb5\x2f\xfd":
-            yield raw
-            return
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        raise InvalidArgument(f"layer {blob.name} is zstd-compressed; install zstd (apt-get install zstd)")
-    proc = subprocess.Popen([zstd, "-dcq", str(blob)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    try:
-        yield proc.stdout
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        proc.stdout.close()
-        proc.wait()
-    if proc.returncode != 0:
-        raise InvalidArgument(f"layer {blob.name}: zstd could not decompress it (exit {proc.returncode})")
-
-
-class _Extractor:
-    """Writes one layer's entries under ``root``, never outside it; directory attributes are applied last."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = str(root)
-        self.size = 0
-        self._dirs: list[tuple[str, tarfile.TarInfo, tuple[int, int]]] = []
-        self._as_root = os.geteuid() == 0
-
-    def run(self, tar: tarfile.TarFile) -> int:
-        for member in tar:
-            self._extract(tar, member)
-        for path, member, identity in reversed(self._dirs):
-            self._set_dir_attrs(path, member, identity)
-        return self.size
-
-    def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        parts = _entry_parts(member.name)
-        if not parts:
-            if member.isdir():
-                self._remember_dir(self.root, member)
-            return
-        parent = self._resolve_dir(parts[:-1], member.name)
-        base = parts[-1]
-        if base.startswith(".wh."):
-            self._whiteout(parent, base)
-            return
-        path = os.path.join(parent, base)
-        if member.isdir():
-            if not (os.path.isdir(path) and not os.path.islink(path)):
-                _remove_existing(path)
-                os.mkdir(path, 0o700)
-            self._remember_dir(path, member)
-            return
-        if member.ischr() or member.isblk():
-            return  # device nodes: a container's /dev comes from the runtime, never from an image
-        _remove_existing(path)
-        if member.isreg():
-            self._write_file(tar, member, path)
-        elif member.issym():
-            os.symlink(member.linkname, path)
-        elif member.islnk():
-            self._hard_link(member, path)
-            return  # same inode as the target: its attributes are already set
-        elif member.isfifo():
-            os.mkfifo(path)
-        else:
-            return
-        self._set_attrs(path, member)
-
-    def _write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
-        source = tar.extractfile(member)
-        assert source is not None
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out, source:
-            shutil.copyfileobj(source, out, _CHUNK)
-        self.size += member.size
-
-    def _hard_link(self, member: tarfile.TarInfo, path: str) -> None:
-        target_parts = _entry_parts(member.linkname)
-        if not target_parts:
-            raise InvalidArgument(f"layer entry {member.name!r}: hard link to the layer root")
-        target = os.path.join(self._resolve_dir(target_parts[:-1], member.linkname, create=False),
-                              target_parts[-1])
-        try:
-            os.link(target, path, follow_symlinks=False)
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-            raise InvalidArgument(f"layer entry {member.name!r}: bad hard link to {member.linkname!r}: "
-                                  f"{err.strerror}") from err
-
-    def _whiteout(self, parent: str, base: str) -> None:
-        try:
-            if base == ".wh..wh..opq":
-                os.setxattr(parent, "trusted.overlay.opaque", b"y")
-            elif not base.startswith(".wh..wh."):  # other .wh..wh.* names are aufs bookkeeping, not content
-                path = os.path.join(parent, base[len(".wh."):])
-                _remove_existing(path)
-                os.mknod(path, stat.S_IFCHR, os.makedev(0, 0))
-        except PermissionError as err:
-            raise RuntimeFailure(f"converting whiteouts to overlayfs form needs root: {err}") from err
-
-    def _resolve_dir(self, parts: list[str], name: str, create: bool = True) -> str:
-        """The real directory for ``parts`` with symlinks followed as if ``root`` were ``/`` (so they can never
-        lead out of the layer); missing directories are created (0755) when ``create``."""
-        pending = list(reversed(parts))
-        current: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if current:
-                    current.pop()
-                continue
-            path = os.path.join(self.root, *current, part)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                if not create:
-                    raise InvalidArgument(f"layer entry {name!r}: {'/'.join([*current, part])} does not exist")\
-                        from None
-                os.mkdir(path, 0o755)
-                current.append(part)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > 40:
-                    raise InvalidArgument(f"layer entry {name!r}: too many levels of symbolic links")
-                target = os.readlink(path)
-                if target.startswith("/"):
-                    current = []
-                pending.extend(reversed(target.split("/")))
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise InvalidArgument(f"layer entry {name!r}: {'/'.join([*current, part])} is not a directory")
-            current.append(part)
-        return os.path.join(self.root, *current)
-
-    def _remember_dir(self, path: str, member: tarfile.TarInfo) -> None:
-        st = os.lstat(path)
-        self._dirs.append((path, member, (st.st_dev, st.st_ino)))
-
-    def _set_dir_attrs(self, path: str, member: tarfile.TarInfo, identity: tuple[int, int]) -> None:
-        """Directory attributes go last (creating children changes mtimes) and through an fd opened without
-        following symlinks and checked to be the directory made earlier: a later entry may have replaced it,
-        or a parent of it, with a symlink to a host path."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            return
-        try:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) == identity:
-                self._set_attrs(fd, member)
-        finally:
-            os.close(fd)
-
-    def _set_attrs(self, path: str | int, member: tarfile.TarInfo) -> None:
-        """Owner, xattrs, mode and mtime of a just-created entry (a path never followed if a symlink) or of an
-        open directory fd."""
-        follow = isinstance(path, int)  # fds take no follow_symlinks=False
-        try:
-            os.chown(path, member.uid, member.gid, follow_symlinks=follow)
-        except PermissionError:
-            if self._as_root:
-                raise
-        for key, value in member.pax_headers.items():
-            if key.startswith("SCHILY.xattr."):
-                with contextlib.suppress(OSError):
-                    os.setxattr(path, key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape"),
-                                follow_symlinks=follow)
-        if not member.issym():
-            os.chmod(path, stat.S_IMODE(member.mode))  # after chown, which clears set-id bits
-        os.utime(path, (member.mtime, member.mtime), follow_symlinks=follow)
-
-
-def _entry_parts(name: str) -> list[str]:
-    """A tar entry name as path components; InvalidArgument for absolute names and ``..``."""
-    if name.startswith("/"):
-        raise InvalidArgument(f"layer entry {name!r} has an absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise InvalidArgument(f"layer entry {name!r} escapes the layer with '..'")
-    return parts
-
-
-def _remove_existing(path: str) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
 
 
 # ---- manifests and indexes (shared by archive.py and registry.py) ---------------------------------------------

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from kubelet.runtime.errors import InvalidArgument
-from kubelet.runtime.images.store import unpack_layer
+from kubelet.runtime.images.layers import unpack_layer
 from tests.unit.runtime.imagefixtures import (
     char_device,
     digest_of,
