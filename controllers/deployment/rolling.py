@@ -91,7 +91,10 @@ async def scale_down_old_replica_sets_for_rolling_update(s: DeploymentSync, all_
                                                          old_rss: list[Obj]) -> int:
     """Scale old RSes down, oldest first, by as many replicas as are available beyond the minimum."""
     min_available = s.replicas - util.max_unavailable(s.d)
-    available = util.available_replica_count(all_rss)
+    # A ReplicaSet reporting more available replicas than its spec asks for was just scaled down and its
+    # status is stale: those extra pods are being deleted, so they are not counted (Kubernetes counts the
+    # status as is, which can remove one step too many while the status lags).
+    available = sum(min(util.status_int(rs, "availableReplicas"), util.spec_replicas(rs)) for rs in all_rss)
     if available <= min_available:
         return 0
     to_scale_down = available - min_available

@@ -16,6 +16,8 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
+# runc also makes the directory in the named systemd hierarchy and in the (hugetlb-only) v2 one.
+HIERARCHIES = (*CONTROLLERS, "systemd", "unified")
 
 
 def controller_dir(controller: str, cgroup_path: str) -> Path:
@@ -105,7 +107,7 @@ def exists(cgroup_path: str) -> bool:
 
 def remove_empty(cgroup_path: str) -> None:
     """Remove the cgroup directory in every controller if it has no processes and no children (idempotent)."""
-    for controller in CONTROLLERS:
+    for controller in HIERARCHIES:
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(controller_dir(controller, cgroup_path))
 
@@ -113,7 +115,7 @@ def remove_empty(cgroup_path: str) -> None:
 def leaked(prefix: str) -> list[str]:
     """Directories under ``prefix`` in any controller — tests assert a removed pod leaves none."""
     found = []
-    for controller in CONTROLLERS:
+    for controller in HIERARCHIES:
         base = controller_dir(controller, prefix)
         if base.is_dir():
             found.extend(str(p) for p in base.rglob("*") if p.is_dir())

@@ -76,7 +76,6 @@ class ContainerdProcess:
     proc: subprocess.Popen | None = None
     _netns: set[str] = field(default_factory=set)
     _cgroups: set[str] = field(default_factory=set)
-    _preexisting: set[Path] = field(default_factory=set)
     _ip_forward: str | None = None
 
     @property
@@ -101,7 +100,6 @@ class ContainerdProcess:
 
     def start(self) -> None:
         """Write the config, start containerd, import the images; AssertionError saying why if it fails."""
-        self._preexisting = {d for d in _shared_dirs() if d.exists()}
         self._ip_forward = IP_FORWARD.read_text()
         self._write_config()
         self._launch()
@@ -251,9 +249,9 @@ state = "{self.state}"
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         for path in sorted(self._cgroups, key=len, reverse=True):
             for hierarchy in _cgroup_hierarchies():
-                _remove_empty_dirs(hierarchy / path.lstrip("/"), keep_top=False)
-        for directory in _shared_dirs():
-            _remove_empty_dirs(directory, keep_top=directory in self._preexisting)
+                _remove_empty_dirs(hierarchy / path.lstrip("/"))
+        for directory in _shared_dirs():  # empty ones only: whatever creates them makes them again on demand
+            _remove_empty_dirs(directory)
         if self._ip_forward is not None:  # the CNI bridge plugin turns forwarding on for a gateway bridge
             IP_FORWARD.write_text(self._ip_forward)
 
@@ -332,15 +330,13 @@ def _mountpoints_under(base: Path) -> list[str]:
     return points
 
 
-def _remove_empty_dirs(top: Path, keep_top: bool) -> None:
-    """Remove the subdirectories of ``top`` (and ``top`` unless ``keep_top``) bottom-up where they are empty.
+def _remove_empty_dirs(top: Path) -> None:
+    """Remove ``top`` and its subdirectories bottom-up where they are empty.
 
     Contract: removes only empty directories (a cgroup without tasks or children counts as empty), so what a
-    live runtime keeps there stays."""
+    live runtime (another containerd on the machine) keeps there stays."""
     if not top.is_dir():
         return
     for dirpath, _, _ in sorted(os.walk(top), key=lambda walked: len(walked[0]), reverse=True):
-        if keep_top and Path(dirpath) == top:
-            continue
         with contextlib.suppress(OSError):
             os.rmdir(dirpath)

@@ -97,6 +97,14 @@ def test_exit_codes_and_reasons(pods):
     ok_status, failed_status = pods.wait_exited(ok), pods.wait_exited(failed)
     assert (ok_status.exit_code, ok_status.reason) == (0, "Completed")
     assert (failed_status.exit_code, failed_status.reason) == (42, "Error")
+
+
+@pytest.mark.kubemini_only(
+    "containerd 1.6 stamps started_at when its Start call returns, after the exit of a container that quits at "
+    "once: started_at > finished_at by 0.2-0.5 ms in 14 of 40 runs of `sh -c 'exit 42'`")
+def test_started_at_is_not_after_finished_at(pods):
+    sandbox = pods.run_sandbox()
+    failed_status = pods.wait_exited(pods.run(sandbox, container_config("failed", ["sh", "-c", "exit 42"])))
     assert 0 < failed_status.started_at <= failed_status.finished_at
 
 
