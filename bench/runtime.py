@@ -24,6 +24,7 @@ import grpc
 
 from bench.load import percentile
 from kubelet.runtime.images import ImageStore
+from kubelet.runtime.tasks import shim_pids
 from kubemini.process import RuntimeProcess
 from proto.cri import api_pb2 as cri
 from proto.cri import api_pb2_grpc as cri_grpc
@@ -90,19 +91,6 @@ def _pss_mib(pid: int) -> float:
     return 0.0
 
 
-def _shims(root: Path) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"shim.py" in cmdline and str(root).encode() in cmdline:
-                found.append(int(entry))
-    return found
-
-
 def _bare_runc_ms(work: Path, rootfs_lower: str, rounds: int) -> list[float]:
     """``runc run`` of busybox ``true`` from a prepared bundle on an overlay of the same layers."""
     bundle = work / "bare"
@@ -154,7 +142,7 @@ async def bench_runtime(work_dir: Path, pods: int) -> dict:
             rss_before = _rss_mib(process.pid)
             sequential_ids, sequential = await _run_batch(stub, 100, pods, 1)
             rss_after = _rss_mib(process.pid)
-            shims = _shims(root)
+            shims = shim_pids(root)
             shim_pss = sum(_pss_mib(pid) for pid in shims)
             shim_rss = sum(_rss_mib(pid) for pid in shims)
             await _remove(stub, sequential_ids)

@@ -51,6 +51,9 @@ class RuntimeApp:
             self.http = await asyncio.start_server(self._http, "127.0.0.1", metrics_port)
 
     async def network_ready(self) -> tuple[bool, str]:
+        """Status asks this every few seconds: a sysfs read, and a repair only when the bridge is gone or down."""
+        if self.network.bridge_up():
+            return True, ""
         try:
             await self.network.ensure_bridge(ip_forward=self.ip_forward)
         except Exception as e:

@@ -122,6 +122,13 @@ class PodNetwork:
                 _enable_ip_forward()
             self._bridge_ready = True
 
+    def bridge_up(self) -> bool:
+        """Whether the bridge exists and is administratively up (read from sysfs: no process, no netlink)."""
+        try:
+            return int((SYS_NET / self.bridge / "flags").read_text(), 16) & 0x1 == 1  # IFF_UP
+        except (OSError, ValueError):
+            return False
+
     async def remove_bridge(self) -> None:
         """Delete the bridge (tests, ``kubemini down``). Idempotent. Pods still on it lose their uplink."""
         async with self._bridge_lock:

@@ -68,12 +68,17 @@ def sandbox_state(record: SandboxRecord) -> int:
     return cri.SANDBOX_READY if record.state == SANDBOX_READY else cri.SANDBOX_NOTREADY
 
 
+def image_spec(record: ContainerRecord, config: cri.ContainerConfig) -> cri.ImageSpec:
+    """The image a container runs, by id, with the name the user wrote (as the kubelet shows it)."""
+    return cri.ImageSpec(image=record.image_id,
+                         user_specified_image=config.image.user_specified_image or config.image.image)
+
+
 def container_message(record: ContainerRecord) -> cri.Container:
     config = record.container_config
     return cri.Container(
         id=record.id, pod_sandbox_id=record.sandbox_id, metadata=config.metadata,
-        image=cri.ImageSpec(image=record.image_id, user_specified_image=config.image.user_specified_image
-                            or config.image.image), image_ref=record.image_ref, image_id=record.image_id,
+        image=image_spec(record, config), image_ref=record.image_ref, image_id=record.image_id,
         state=CONTAINER_STATES.get(record.state, cri.CONTAINER_UNKNOWN), created_at=record.created_at,
         labels=config.labels, annotations=config.annotations)
 
@@ -89,8 +94,7 @@ def container_status(record: ContainerRecord) -> cri.ContainerStatus:
         id=record.id, metadata=config.metadata, state=CONTAINER_STATES.get(record.state, cri.CONTAINER_UNKNOWN),
         created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
         exit_code=record.exit_code,
-        image=cri.ImageSpec(image=record.image_id, user_specified_image=config.image.user_specified_image
-                            or config.image.image), image_ref=record.image_ref, image_id=record.image_id,
+        image=image_spec(record, config), image_ref=record.image_ref, image_id=record.image_id,
         reason=record.reason, message=record.message, labels=config.labels, annotations=config.annotations,
         mounts=config.mounts, log_path=record.log_path,
         resources=cri.ContainerResources(linux=record.linux_resources), user=user, stop_signal=config.stop_signal)

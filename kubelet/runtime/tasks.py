@@ -85,6 +85,21 @@ def is_shim(pid: int, state_dir: Path) -> bool:
     return str(state_dir / "shim.json").encode() in cmdline
 
 
+def shim_pids(root: Path) -> list[int]:
+    """Live shims whose state lives under ``root`` (leak checks, memory accounting)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if SHIM.name.encode() in cmdline and str(root).encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
 class ExitWatcher:
     """Calls ``on_exit(key)`` once the watched shim process has gone (immediately if it already has)."""
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.runtime.containerd import ContainerdProcess, missing_containerd
 from tests.runtime.cri import CriClient, Pods, RuntimeProcess, missing_prerequisites
+from tests.runtime.registry import MISSING, Pusher, Registry, registry_available
 
 RUNTIMES = ["kubemini", "containerd"]
 
@@ -78,3 +79,23 @@ def pods(cri_client):
     tracker = Pods(cri_client)
     yield tracker
     tracker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """``127.0.0.1:<port>`` of a running docker-registry, stopped after the session."""
+    if not registry_available():
+        pytest.skip(MISSING)
+    process = Registry(tmp_path_factory.mktemp("registry"))
+    try:
+        process.start()
+        yield process.host
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def pusher(registry):
+    pusher = Pusher(registry)
+    yield pusher
+    pusher.close()

@@ -6,7 +6,7 @@ bridge) the same tests say where kubemini answers differently from the runtime t
 
 :class:`ContainerdProcess` runs containerd in the foreground with everything it owns under one temp directory
 (root, state, sockets, CNI config and IPAM data) and imports kubemini's two built-in images (busybox and the
-catatonit pause image) as an OCI archive. It has the same surface as ``RuntimeProcess`` (``name``, ``endpoint``,
+catatonit pause image) as an OCI archive. It has the same surface as ``RuntimeProcess`` (``runtime_name``, ``endpoint``,
 ``cidr``, ``bridge``, ``start``/``stop``), so the fixtures treat both alike.
 
 Cleaning up is the delicate part, because containerd keeps things outside its directories: shims (which outlive
@@ -68,7 +68,7 @@ def missing_containerd() -> str | None:
 class ContainerdProcess:
     """``containerd --config <tmp>/config.toml`` with a private root, state, socket, bridge and pod CIDR."""
 
-    name: ClassVar[str] = "containerd"  # what Version reports as runtime_name
+    runtime_name: ClassVar[str] = "containerd"  # what Version reports
     base: Path
     bridge: str = field(default_factory=lambda: f"kmc{secrets.token_hex(3)}")
     cidr: str = field(default_factory=lambda: f"10.213.{secrets.randbelow(200) + 20}.0/24")

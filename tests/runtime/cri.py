@@ -11,29 +11,19 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import grpc
 
+from kubemini import process
 from proto.cri import api_pb2 as cri
 from proto.cri import api_pb2_grpc as cri_grpc
 from tests.support import wait_for
 
 BUSYBOX = "busybox"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def missing_prerequisites() -> str | None:
@@ -72,63 +62,22 @@ class CriClient:
         self.channel.close()
 
 
-@dataclass
-class RuntimeProcess:
-    """``python -m kubelet.runtime`` on a private socket, root, bridge and pod CIDR."""
+class RuntimeProcess(process.RuntimeProcess):
+    """kubemini's runtime on a private root, socket, bridge and pod CIDR, logging at debug level."""
 
-    name: ClassVar[str] = "kubemini"  # what Version reports as runtime_name
-    base: Path
-    bridge: str = field(default_factory=lambda: f"kmt{secrets.token_hex(3)}")
-    cidr: str = field(default_factory=lambda: f"10.213.{secrets.randbelow(200) + 20}.0/24")
-    proc: subprocess.Popen | None = None
-    metrics_port: int = field(default_factory=free_port)
+    runtime_name: ClassVar[str] = "kubemini"  # what Version reports
 
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
+    def __init__(self, base: Path) -> None:
+        super().__init__(base, base / "root", pod_cidr=f"10.213.{secrets.randbelow(200) + 20}.0/24",
+                         bridge=f"kmt{secrets.token_hex(3)}", socket=base / "cri.sock",
+                         extra_args=["--log-level", "debug"])
 
     @property
-    def socket(self) -> Path:
-        return self.base / "cri.sock"
+    def cidr(self) -> str:
+        return self.pod_cidr
 
-    @property
-    def endpoint(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def log(self) -> Path:
-        return self.base / "runtime.log"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kubelet.runtime", "--listen", self.endpoint, "--root", str(self.root),
-                 "--pod-cidr", self.cidr, "--bridge", self.bridge, "--metrics-port", str(self.metrics_port),
-                 "--log-level", "debug"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        client = CriClient(self.endpoint, timeout=2)
-        try:
-            def ready():
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"runtime exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-                try:
-                    return client.Version(cri.VersionRequest()).runtime_name
-                except grpc.RpcError:
-                    return None
-
-            wait_for(ready, timeout=60, message="the runtime to answer Version")
-        finally:
-            client.close()
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    def start(self, timeout: float = 60.0) -> RuntimeProcess:
+        return super().start(timeout)
 
 
 def sandbox_config(name: str | None = None, *, namespace: str = "default", host_network: bool = False,
@@ -200,19 +149,6 @@ class Pods:
                 self.client.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox_id))
                 self.client.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
         self.sandboxes.clear()
-
-
-def shim_processes(root: Path) -> list[int]:
-    """Live shims whose state lives under ``root``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            if b"shim.py" in cmdline and str(root).encode() in cmdline:
-                found.append(int(entry))
-    return found
 
 
 def elapsed(start: float) -> float:

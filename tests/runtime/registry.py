@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from tests.runtime.cri import free_port
+from kubemini.ports import free_port
 from tests.unit.runtime.imagefixtures import OCI_INDEX, OCI_MANIFEST, BuiltImage, BuiltIndex, digest_of
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"

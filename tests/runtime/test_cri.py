@@ -18,9 +18,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kubelet.runtime import cgroups
+from kubelet.runtime import cgroups, tasks
 from proto.cri import api_pb2 as cri
-from tests.runtime.cri import container_config, elapsed, sandbox_config, shim_processes
+from tests.runtime.cri import container_config, elapsed, sandbox_config
 from tests.support import wait_for
 
 MiB = 1024 * 1024
@@ -60,7 +60,7 @@ def pod_cgroup(pods):
 
 def test_version_and_status(cri_client, runtime_process):
     version = cri_client.Version(cri.VersionRequest(version="v1"))
-    assert (version.runtime_name, version.runtime_api_version) == (runtime_process.name, "v1")
+    assert (version.runtime_name, version.runtime_api_version) == (runtime_process.runtime_name, "v1")
     conditions = {c.type: c.status for c in cri_client.Status(cri.StatusRequest()).status.conditions}
     assert conditions == {"RuntimeReady": True, "NetworkReady": True}
 
@@ -322,7 +322,7 @@ def test_removal_leaves_nothing_behind(cri_client, pods, runtime_process):
     assert mounts.mounted_under(state) == []
     assert not (state / "containers" / container).exists()
     assert not (state / "sandboxes" / sandbox[0]).exists()
-    assert [pid for pid in shim_processes(runtime_process.root) if not _not_of(pid, sandbox[0], container)] == []
+    assert [pid for pid in tasks.shim_pids(runtime_process.root) if not _not_of(pid, sandbox[0], container)] == []
     host_links = os.listdir("/sys/class/net")
     assert not [name for name in host_links if name.startswith("kmv") and sandbox[0][:11] in name]
 

@@ -18,9 +18,10 @@ import grpc
 import pytest
 
 from kubelet.runtime.images.builtin import PATH_ENV, busybox_layer
+from kubemini.ports import free_port
 from proto.cri import api_pb2 as cri
-from tests.runtime.cri import container_config, free_port, sandbox_config
-from tests.runtime.registry import MISSING, Pusher, Registry, registry_available
+from tests.runtime.cri import container_config, sandbox_config
+from tests.runtime.registry import MISSING, registry_available
 from tests.unit.runtime.imagefixtures import BuiltImage, build_image, file, layer_tar, write_archive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,25 +66,6 @@ def run_to_exit(pods, sandbox, name: str, image: str) -> tuple[cri.ContainerStat
     status = pods.wait_exited(container)
     lines = Path(status.log_path).read_text().splitlines()
     return status, "".join(line.split(" ", 3)[3] + "\n" for line in lines if " stdout " in line)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    if not registry_available():
-        pytest.skip(MISSING)
-    process = Registry(tmp_path_factory.mktemp("registry"))
-    try:
-        process.start()
-        yield process.host
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def pusher(registry):
-    pusher = Pusher(registry)
-    yield pusher
-    pusher.close()
 
 
 @uses_cli

@@ -14,29 +14,11 @@ from kubelet.runtime.errors import NotFound, Unavailable
 from kubelet.runtime.images import ImageStore
 from kubelet.runtime.images.registry import pull
 from kubelet.runtime.images.store import host_platform
-from tests.runtime.cri import free_port
-from tests.runtime.registry import MISSING, Pusher, Registry, registry_available
+from kubemini.ports import free_port
+from tests.runtime.registry import MISSING, registry_available
 from tests.unit.runtime.imagefixtures import BuiltIndex, build_image, directory, file, layer_tar, symlink
 
 pytestmark = pytest.mark.skipif(not registry_available(), reason=MISSING)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """``127.0.0.1:<port>`` of a running registry, stopped after the module."""
-    process = Registry(tmp_path_factory.mktemp("registry"))
-    try:
-        process.start()
-        yield process.host
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def pusher(registry):
-    pusher = Pusher(registry)
-    yield pusher
-    pusher.close()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
 
 import httpx
 
@@ -40,6 +39,7 @@ from kubelet.runtime.images.store import (
     ImageStore,
     choose_platform,
     digest_hex,
+    load_json_object,
     manifest_parts,
     media_type_of,
     sha256_digest,
@@ -81,12 +81,12 @@ async def _pull(store: ImageStore, session: _Session, reference: Reference, conc
     top_digest, data, media = await session.manifest(reference.digest or reference.tag or "latest",
                                                      expected=reference.digest)
     manifests = [(top_digest, data)]
-    doc = _json(data, f'image "{session.ref}" manifest')
+    doc = load_json_object(data, f'image "{session.ref}" manifest')
     if media_type_of(doc, media) in INDEX_MEDIA_TYPES:
         desc = choose_platform(doc, f'image "{session.ref}"')
         digest, data, media = await session.manifest(desc.get("digest", ""), expected=desc.get("digest", ""))
         manifests.append((digest, data))
-        doc = _json(data, f'image "{session.ref}" manifest {digest}')
+        doc = load_json_object(data, f'image "{session.ref}" manifest {digest}')
         if media_type_of(doc, desc.get("mediaType") or media) in INDEX_MEDIA_TYPES:
             raise InvalidArgument(f'failed to pull image "{session.ref}": nested image indexes are not supported')
     config, layers = manifest_parts(doc, f'image "{session.ref}"')
@@ -248,7 +248,7 @@ class _Session:
         if response.status_code != 200:
             raise RuntimeFailure(f'failed to pull image "{self.ref}": token server {params["realm"]} refused '
                                  f"(HTTP {response.status_code}): {response.text[:200]}")
-        body = _json(response.content, f"token from {params['realm']}")
+        body = load_json_object(response.content, f"token from {params['realm']}")
         token = body.get("token") or body.get("access_token")
         if not token:
             raise RuntimeFailure(f'failed to pull image "{self.ref}": token server {params["realm"]} sent no token')
@@ -316,13 +316,3 @@ def _registry_errors(response: httpx.Response) -> tuple[set[str], list[str]]:
     codes = {str(e.get("code", "")) for e in errors if isinstance(e, dict)}
     messages = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return codes, messages
-
-
-def _json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise InvalidArgument(f"{what} is not valid JSON: {err}") from err
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{what} is not a JSON object")
-    return doc

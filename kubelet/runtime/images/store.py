@@ -408,7 +408,7 @@ class ImageStore:
         image_id = "sha256:" + digest_hex(config_digest)
         extra = list(blobs)
         with self.hold(config_digest, *layer_blobs, *extra):
-            config_doc = _load_json(self.read_blob(config_digest), f"image config {config_digest}")
+            config_doc = load_json_object(self.read_blob(config_digest), f"image config {config_digest}")
             diff_ids = _diff_ids(config_doc, len(layer_blobs), config_digest)
             with self.hold(*diff_ids):
                 sizes = {d: self.ensure_layer(b, d) for b, d in zip(layer_blobs, diff_ids, strict=True)}
@@ -650,7 +650,8 @@ def _digest_ref(ref: str) -> str:
     return parsed.digested() or ""
 
 
-def _load_json(data: bytes, what: str) -> dict[str, Any]:
+def load_json_object(data: bytes, what: str) -> dict[str, Any]:
+    """Parse a manifest, config or token document; anything but a JSON object is InvalidArgument."""
     try:
         doc = json.loads(data)
     except ValueError as err:
