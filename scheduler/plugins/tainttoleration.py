@@ -12,47 +12,23 @@ The toleration rules (``v1.Toleration.ToleratesTaint``) are shared with PodTopol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from machinery.taints import (  # noqa: F401 - re-exported for the plugins that use them
+    DO_NOT_SCHEDULE_EFFECTS,
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    PREFER_NO_SCHEDULE,
+    Obj,
+    find_untolerated_taint,
+    tolerates,
+    tolerations_tolerate,
+)
 from scheduler.framework import ClusterEvent, CycleState, Handle, NodeInfo, NodeScore, PodInfo, Status
 from scheduler.framework.interface import MAX_NODE_SCORE
 from scheduler.framework.status import unresolvable
 
-NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE = "NoSchedule", "PreferNoSchedule", "NoExecute"
-DO_NOT_SCHEDULE_EFFECTS = frozenset((NO_SCHEDULE, NO_EXECUTE))
 PRE_SCORE_KEY = "PreScoreTaintToleration"
-
-Obj = Mapping[str, Any]
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Whether one toleration matches one taint (an empty effect or key matches any; Exists ignores the value)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != (taint.get("effect") or ""):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != (taint.get("key") or ""):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False  # Gt/Lt (alpha TaintTolerationComparisonOperators) are not supported
-
-
-def tolerations_tolerate(tolerations: Iterable[Obj], taint: Obj) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
-
-
-def find_untolerated_taint(taints: Iterable[Obj] | None, tolerations: Sequence[Obj],
-                           effects: frozenset[str] = DO_NOT_SCHEDULE_EFFECTS) -> Obj | None:
-    """The first taint with one of ``effects`` that no toleration matches (v1helper.FindMatchingUntoleratedTaint)."""
-    for taint in taints or ():
-        if taint.get("effect") in effects and not tolerations_tolerate(tolerations, taint):
-            return taint
-    return None
 
 
 def node_taints(node_info: NodeInfo) -> list[Obj]:
