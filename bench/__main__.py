@@ -16,6 +16,8 @@ Starts a private etcd and API server (child processes, random ports), then print
 7. the CRI runtime: RunPodSandbox → container running for 50 busybox pods, one after another and 10 at a time,
    p50/p99 (target p99 <= 500 ms), as a ratio of bare ``runc run`` in the same run; memory of the runtime
    process and of the per-container shims with the pods running.
+8. hollow nodes: 1,000 of them heartbeating (~100 Lease writes/s) — the API server's CPU and the p50/p99 of a
+   probe's writes meanwhile, as a ratio of the same probe on the idle server (bench/hollow.py).
 
 Nothing here asserts: numbers are printed, with the machine they came from.
 """
@@ -38,6 +40,7 @@ import uvloop
 from apiserver.__main__ import GC_THRESHOLDS
 from apiserver.storage.etcd import EtcdClient, prefix_range_end
 from bench.controllers import bench_deployment
+from bench.hollow import bench_hollow, print_hollow
 from bench.load import percentile, run_concurrently
 from bench.rawhttp import Connection
 from bench.runtime import bench_runtime
@@ -245,6 +248,11 @@ def print_runtime(result: dict) -> None:
 
 
 async def main_async(args) -> None:
+    if args.only == "hollow":
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+            print_hollow(await bench_hollow(Path(tmp), args.hollow_nodes))
+        return
     if args.only == "runtime":
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
@@ -294,6 +302,7 @@ async def main_async(args) -> None:
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
                   f"(target p99 <= 100 ms); delivered {watch['delivered']}/{watch['watchers'] * watch['writes']}")
             print_runtime(await bench_runtime(Path(tmp), args.runtime_pods))
+            print_hollow(await bench_hollow(Path(tmp), args.hollow_nodes))
         finally:
             api.stop()
             etcd.stop()
@@ -313,7 +322,9 @@ def main() -> None:
                         help="plain pods for the scheduler benchmark (default: %(default)s)")
     parser.add_argument("--runtime-pods", type=int, default=50,
                         help="pods for the CRI runtime benchmark (default: %(default)s)")
-    parser.add_argument("--only", choices=["runtime"], help="run only this benchmark")
+    parser.add_argument("--hollow-nodes", type=int, default=1000,
+                        help="hollow nodes for the heartbeat benchmark (default: %(default)s)")
+    parser.add_argument("--only", choices=["runtime", "hollow"], help="run only this benchmark")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

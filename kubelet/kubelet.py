@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from kubelet import metrics
+from kubelet.allocation import FILE_NAME as CHECKPOINT_FILE
+from kubelet.allocation import AllocationCheckpoint
 from kubelet.cri import RuntimeClient
 from kubelet.node import NodeAgent, NodeConfig
 from kubelet.objects import ApiObjectSource
 from kubelet.pods.pleg import Pleg
+from kubelet.pods.resizing import PodResizer
 from kubelet.pods.runtimestate import RuntimeCache
 from kubelet.pods.statusmanager import StatusManager
 from kubelet.pods.sync import NodeFacts, PodSyncer
@@ -65,9 +68,12 @@ class Kubelet:
         self.objects = ApiObjectSource(client, clock=clock)
         self.volumes = VolumeManager(config.node.root_dir, self.objects)
         self._runtime_name = "kubemini"
+        self.allocations = AllocationCheckpoint(config.node.root_dir / CHECKPOINT_FILE)
+        resizer = PodResizer(self.runtime, self.allocations, clock=clock, others=lambda uid: [
+            pod for pod in self.workers.running_pods() if pod["metadata"]["uid"] != uid])
         self.syncer = PodSyncer(self.runtime, self.cache, volumes=self.volumes, objects=self.objects,
                                 prober=self.prober, root_dir=config.node.root_dir, logs_root=config.pod_logs_dir,
-                                node=self._node_facts, event=self.recorder.event, clock=clock)
+                                node=self._node_facts, event=self.recorder.event, resizer=resizer, clock=clock)
         self.workers = PodWorkers(client, self.syncer, self.statuses, node=lambda: self.agent.node, clock=clock,
                                   on_reject=self._rejected)
         self.pleg = Pleg(self.cache, self._wake, clock=clock)
@@ -150,6 +156,7 @@ class Kubelet:
             await self.syncer.cleanup(uid)
         for uid in set(self.volumes.pod_uids_on_disk()) - wanted:
             await self.volumes.teardown(uid)
+        self.allocations.retain(wanted)
 
     async def _housekeeping(self) -> None:
         while True:

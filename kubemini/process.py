@@ -154,6 +154,31 @@ class SchedulerProcess(ClientComponentProcess):
     module = "scheduler"
 
 
+class HollowNodesProcess(ClientComponentProcess):
+    """``python -m kubelet.hollow``: fake nodes for scale tests; pass ``extra_args=["--nodes", "1000", ...]``."""
+
+    name = "hollow-nodes"
+    module = "kubelet.hollow"
+
+
+class KubeletProcess(ClientComponentProcess):
+    """``python -m kubelet`` for one node: ``--port`` is the kubelet server (logs, exec, /healthz, /metrics)."""
+
+    name = "kubelet"
+    module = "kubelet"
+
+    def __init__(self, kubeconfig: Path, log_dir: Path, *, node_name: str, runtime_endpoint: str, root_dir: Path,
+                 pod_logs_dir: Path, pod_cidr: str | None = None, port: int | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
+        args = ["--node-name", node_name, "--container-runtime-endpoint", runtime_endpoint,
+                "--root-dir", str(root_dir), "--pod-logs-dir", str(pod_logs_dir)]
+        if pod_cidr:
+            args += ["--pod-cidr", pod_cidr]
+        super().__init__(kubeconfig, log_dir, port=port, extra_args=[*args, *extra_args],
+                         log_name=f"kubelet-{node_name}")
+        self.node_name = node_name
+
+
 class RuntimeProcess(ComponentProcess):
     """kubemini's CRI runtime (``python -m kubelet.runtime``) on its own socket, root, bridge and pod CIDR.
 

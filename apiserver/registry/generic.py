@@ -501,7 +501,8 @@ class ResourceStore(DeletionMixin):
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if self.strategy.tracks_generation:
             generation = old_meta.get("generation", 1)
-            if not subresource and self.strategy.spec_changed(desired, current):
+            counted = not subresource or subresource in getattr(self.strategy, "generation_subresources", ())
+            if counted and self.strategy.spec_changed(desired, current):
                 generation += 1
             meta["generation"] = generation
         errs = validation.validate_object_meta_update(meta, old_meta)

@@ -22,7 +22,7 @@ from apiserver import metrics
 from apiserver.registry.options import WriteOptions
 from apiserver.registry.registry import Registry
 from apiserver.schema.openapi import OpenAPIDocuments
-from apiserver.server import codec
+from apiserver.server import codec, podproxy
 from apiserver.server.discovery import Discovery
 from apiserver.server.rest import ResourceHandler
 from apiserver.storage.compactor import run_compactor
@@ -127,6 +127,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     verbs = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     add("/api/v1/{path:path}", resources.method("core"), methods=verbs)
     add("/apis/{group}/{version}/{path:path}", resources.method("grouped"), methods=verbs)
+    app.router.add_websocket_route("/api/v1/namespaces/{namespace}/pods/{name}/{subresource}",
+                                   podproxy.stream_websocket)  # exec, attach (and a clear no for portforward)
 
     app.state.resource_handler = resources
 

@@ -274,4 +274,8 @@ _HANDLERS = {
     ("GET", "status"): handle_get,
     ("UPDATE", "status"): handle_update,
     ("PATCH", "status"): handle_patch,
+    # pods/resize: a whole Pod in and out; PodStrategy.prepare_for_resize/validate_resize keep only resources
+    ("GET", "resize"): handle_get,
+    ("UPDATE", "resize"): handle_update,
+    ("PATCH", "resize"): handle_patch,
 }

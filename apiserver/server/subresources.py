@@ -10,7 +10,7 @@ import copy
 from starlette.requests import Request
 from starlette.responses import Response
 
-from apiserver.server import codec
+from apiserver.server import codec, podproxy
 from apiserver.server.params import delete_options, write_options
 from apiserver.server.patch import patch_transform
 from machinery import errors as api
@@ -131,6 +131,9 @@ _SUBRESOURCE_HANDLERS = {
     ("POST", "binding"): create_binding,
     ("POST", "eviction"): create_eviction,
     ("UPDATE", "finalize"): finalize_namespace,
+    # pods/log, exec, attach, portforward: the kubelet proxy (a WebSocket exec/attach comes in through app.py)
+    ("GET", "log"): podproxy.get_log,
+    **{(verb, sub): podproxy.connect_without_websocket for verb in ("GET", "POST") for sub in podproxy.STREAMS},
 }
 
 def handler_for(verb: str, subresource: str):

@@ -86,7 +86,8 @@ class RuntimeClient:
         return await self.call("Status", cri.StatusRequest(verbose=verbose))
 
     async def run_pod_sandbox(self, config: cri.PodSandboxConfig, runtime_handler: str = "") -> str:
-        resp = await self.call("RunPodSandbox", cri.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler))
+        request = cri.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
+        resp = await self.call("RunPodSandbox", request)
         return resp.pod_sandbox_id
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

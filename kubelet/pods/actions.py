@@ -129,6 +129,8 @@ def _keep_running(container: Any, kind: str, runtime: PodRuntime, verdicts: Verd
         if latest.spec_hash and latest.spec_hash != podspec.container_hash(container):
             actions.kill.append(Kill(latest, dict(container), "Killing",
                                      f"Container {name} definition changed, will be restarted"))
+            # Restarted in the same pass whatever the restart policy: the spec changed, it did not fail.
+            actions.start.append(_start(container, kind, latest))
         elif verdicts.liveness_failed(name):
             actions.kill.append(Kill(latest, dict(container), "Killing",
                                      f"Container {name} failed liveness probe, will be restarted"))

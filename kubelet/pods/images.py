@@ -57,7 +57,8 @@ class ImagePuller:
                 self.event(pod, "Normal", "Pulled",
                            f'Container image "{image}" already present on machine')
             return present.id
-        key = f"{pod['metadata']['uid']}/{image}"
+        # Not "<uid>/<image>": that is a container's crash-loop key when the container is named like its image.
+        key = f"{pod['metadata']['uid']}/pull:{image}"
         failed_at = self._failed_at.get(key)
         if failed_at is not None and self.backoff.remaining(key, failed_at) > 0:
             raise ImagePullError("ImagePullBackOff", f'Back-off pulling image "{image}"')

@@ -36,6 +36,7 @@ class ContainerRecord:
     image_ref: str = ""
     log_path: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
+    resources: cri.LinuxContainerResources | None = field(default=None, compare=False)  # what the runtime applied
 
     @property
     def running(self) -> bool:
@@ -189,7 +190,8 @@ class RuntimeCache:
             attempt=status.metadata.attempt, state=status.state, created_at=status.created_at,
             started_at=status.started_at, finished_at=status.finished_at, exit_code=status.exit_code,
             reason=status.reason, message=status.message, image=status.image.image,
-            image_ref=status.image_ref, log_path=status.log_path, annotations=dict(status.annotations))
+            image_ref=status.image_ref, log_path=status.log_path, annotations=dict(status.annotations),
+            resources=status.resources.linux if status.resources.HasField("linux") else None)
         if record.exited:
             self._exited[record.id] = record
         return record

@@ -105,6 +105,11 @@ def init_progress(pod: Any, runtime: PodRuntime, started: Callable[[str], bool])
     """(init containers not yet done, whether a regular init container failed for good)."""
     incomplete: list[str] = []
     failed = False
+    # Like the kubelet: once a regular container has started the pod stays initialized, so a sidecar
+    # restarting later sends it back neither to Pending nor to Initialized=False.
+    if any((r := runtime.latest(c["name"])) is not None and (r.running or r.exited)
+           for c in podspec.regular_containers(pod)):
+        return incomplete, failed
     for container in podspec.init_containers(pod):
         name = container["name"]
         latest = runtime.latest(name)

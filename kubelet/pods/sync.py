@@ -25,7 +25,9 @@ from kubelet.objects import ObjectSource
 from kubelet.pods import criconfig, podspec
 from kubelet.pods.actions import Kill, PodActions, Start, Verdicts, compute_pod_actions
 from kubelet.pods.backoff import Backoff
+from kubelet.pods.cgroups import remove_pod_cgroups
 from kubelet.pods.images import ImagePuller, ImagePullError
+from kubelet.pods.resizing import PodResizer
 from kubelet.pods.runtimestate import NANO, ContainerRecord, PodRuntime, RuntimeCache, SandboxRecord
 from kubelet.pods.status import StatusInputs, compute_pod_status
 from kubelet.pods.termination import read_termination_message
@@ -47,8 +49,9 @@ class PodNotes:
 
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (reason, message)
     messages: dict[str, str] = field(default_factory=dict)             # container id → termination message
-    allocated: dict[str, dict] = field(default_factory=dict)           # name → resources in effect
-    extra_conditions: list[dict] = field(default_factory=list)
+    allocated: dict[str, dict] = field(default_factory=dict)           # name → admitted {requests, limits}
+    reported: dict[str, dict] = field(default_factory=dict)            # name → containerStatuses[].resources
+    extra_conditions: list[dict] = field(default_factory=list)         # PodResizePending / PodResizeInProgress
 
 
 @dataclass
@@ -70,7 +73,7 @@ class NodeFacts:
 class PodSyncer:
     def __init__(self, runtime: RuntimeClient, cache: RuntimeCache, *, volumes: VolumeManager, objects: ObjectSource,
                  prober: ProbeManager, root_dir: Path, logs_root: Path, node: Callable[[], NodeFacts],
-                 event: EventSink, clock: Clock = REAL_CLOCK) -> None:
+                 event: EventSink, resizer: PodResizer | None = None, clock: Clock = REAL_CLOCK) -> None:
         self.runtime = runtime
         self.cache = cache
         self.volumes = volumes
@@ -80,6 +83,7 @@ class PodSyncer:
         self.logs_root = logs_root
         self.node = node
         self.event = event
+        self.resizer = resizer
         self.clock = clock
         self.backoff = Backoff(clock=clock)
         self.images = ImagePuller(runtime, self.backoff, event)
@@ -95,6 +99,11 @@ class PodSyncer:
             self.event(pod, "Warning", "FailedMount", str(err))
             return SyncResult(self.status(pod, runtime, notes), requeue_after=2.0)
         actions = compute_pod_actions(pod, runtime, self._verdicts(pod))
+        if self.resizer is not None and not actions.done:
+            facts = self.node()
+            notes.allocated, restarts, notes.extra_conditions, notes.reported = await self.resizer.sync(
+                pod, runtime, allocatable=facts.allocatable, memory_capacity=facts.memory_capacity)
+            actions.kill += [r for r in restarts if r.record.id not in {k.record.id for k in actions.kill}]
         if actions.done:
             return SyncResult(self.status(pod, runtime, notes), done=True)
         await self._act(pod, runtime, actions, notes)
@@ -114,7 +123,7 @@ class PodSyncer:
 
         return Verdicts(
             liveness_failed=lambda name: self.prober.liveness(uid, name) == Result.FAILURE,
-            startup_failed=lambda name: False,
+            startup_failed=lambda name: self.prober.started(uid, name) == Result.FAILURE,
             started=lambda name: self.prober.started(uid, name) in (None, Result.SUCCESS),
             backoff=backoff)
 
@@ -207,7 +216,7 @@ class PodSyncer:
         if not (container.get("lifecycle") or {}).get("postStart"):
             return True
         try:
-            await run_post_start(pod, container, container_id, self.runtime)
+            await run_post_start(pod, container, container_id, self.runtime, clock=self.clock)
         except HookError as err:
             self.event(pod, "Warning", "FailedPostStartHook", str(err))
             await self._stop_container(container_id, podspec.grace_period(pod))
@@ -250,7 +259,7 @@ class PodSyncer:
             ready=lambda name: self.prober.readiness(uid, name) in (None, Result.SUCCESS),
             started=lambda name: self.prober.started(uid, name) in (None, Result.SUCCESS),
             waiting=notes.waiting, termination_messages=notes.messages, qos_class=qos_class(pod),
-            extra_conditions=list(notes.extra_conditions))
+            resources=notes.reported, allocated=notes.allocated, extra_conditions=list(notes.extra_conditions))
         return compute_pod_status(pod, runtime, inputs, terminal=terminal)
 
     # --- stopping --------------------------------------------------------------------------------
@@ -287,7 +296,8 @@ class PodSyncer:
     async def _kill(self, pod: dict[str, Any], kill: Kill, grace: int) -> None:
         self.event(pod, "Normal", kill.reason, kill.message)
         if kill.container is not None and (kill.container.get("lifecycle") or {}).get("preStop"):
-            grace = int(await run_pre_stop(pod, kill.container, kill.record.id, self.runtime, grace))
+            grace = int(await run_pre_stop(pod, kill.container, kill.record.id, self.runtime, grace,
+                                           clock=self.clock, on_event=self.event))
         await self._stop_container(kill.record.id, grace)
         self.prober.set_container(pod["metadata"]["uid"], kill.record.name, None, None)
 
@@ -333,3 +343,6 @@ class PodSyncer:
         shutil.rmtree(self.root_dir / "pods" / uid, ignore_errors=True)
         self.backoff.forget_prefix(f"{uid}/")
         self.prober.remove_pod(uid)
+        if self.resizer is not None:
+            self.resizer.checkpoint.remove(uid)
+        remove_pod_cgroups(uid)

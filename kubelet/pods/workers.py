@@ -67,6 +67,7 @@ class PodWorker:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # a wake from now on, even one during the step, ends the step's sleep at once
             try:
                 finished = await self._step()
             except asyncio.CancelledError:
@@ -96,7 +97,8 @@ class PodWorker:
             await self._sleep(result.requeue_after)
             return False
         if self.state is WorkerState.TERMINATING:
-            grace = podspec.grace_period(self.pod) if (self.gone or is_being_deleted(self.pod)) else 0
+            # A finished pod's sidecars get the same grace as a deleted pod's containers.
+            grace = podspec.grace_period(self.pod)
             status = await owner.syncer.terminate(self.pod, self.notes, grace)
             if not self.gone:
                 owner.statuses.set_status(self.pod, status)
@@ -113,7 +115,6 @@ class PodWorker:
         return False
 
     async def _sleep(self, seconds: float | None) -> None:
-        self._wake.clear()
         if seconds is not None and seconds <= 0:
             return
         waiter = asyncio.ensure_future(self._wake.wait())

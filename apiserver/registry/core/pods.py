@@ -36,6 +36,7 @@ from apiserver.registry.core.common import (
 )
 from apiserver.registry.core.containers import default_host_network_ports
 from apiserver.registry.core.placement import add_default_tolerations
+from apiserver.registry.core.podresize import prepare_resize, validate_resize
 from apiserver.registry.core.podspec import default_pod_spec, pod_spec_update_errors, validate_pod_spec
 from apiserver.registry.core.qos import pod_qos_class
 from apiserver.registry.core.resourcelist import default_requests_from_limits
@@ -57,6 +58,8 @@ DEFAULT_GRACE_SECONDS = 30
 @register("", "pods")
 class PodStrategy(Strategy):
     tracks_generation = True
+    #: subresources whose spec changes count for metadata.generation like a main update does
+    generation_subresources = ("resize",)
     selectable_fields = (
         "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
         "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName",
@@ -136,6 +139,14 @@ class PodStrategy(Strategy):
         """:func:`bind` already checked everything; the main update rules must not run (they forbid
         changing ``spec.nodeName``)."""
         return []
+
+    # --- pods/resize: only container cpu/memory change (apiserver.registry.core.podresize) ----------
+
+    def prepare_for_resize(self, new: Obj, old: Obj) -> None:
+        prepare_resize(new, old)
+
+    def validate_resize(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_resize(new, old)
 
     def field_values(self, obj: Obj) -> dict[str, str]:
         fields = super().field_values(obj)
