@@ -41,6 +41,7 @@ from apiserver.__main__ import GC_THRESHOLDS
 from apiserver.storage.etcd import EtcdClient, prefix_range_end
 from bench.controllers import bench_deployment
 from bench.hollow import bench_hollow, print_hollow
+from bench.kubelet import bench_pod_startup, print_pod_startup
 from bench.load import percentile, run_concurrently
 from bench.rawhttp import Connection
 from bench.runtime import bench_runtime
@@ -253,6 +254,11 @@ async def main_async(args) -> None:
         with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
             print_hollow(await bench_hollow(Path(tmp), args.hollow_nodes))
         return
+    if args.only == "kubelet":
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+            print_pod_startup(await bench_pod_startup(Path(tmp), args.startup_pods))
+        return
     if args.only == "runtime":
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
@@ -302,6 +308,7 @@ async def main_async(args) -> None:
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
                   f"(target p99 <= 100 ms); delivered {watch['delivered']}/{watch['watchers'] * watch['writes']}")
             print_runtime(await bench_runtime(Path(tmp), args.runtime_pods))
+            print_pod_startup(await bench_pod_startup(Path(tmp), args.startup_pods))
             print_hollow(await bench_hollow(Path(tmp), args.hollow_nodes))
         finally:
             api.stop()
@@ -324,7 +331,9 @@ def main() -> None:
                         help="pods for the CRI runtime benchmark (default: %(default)s)")
     parser.add_argument("--hollow-nodes", type=int, default=1000,
                         help="hollow nodes for the heartbeat benchmark (default: %(default)s)")
-    parser.add_argument("--only", choices=["runtime", "hollow"], help="run only this benchmark")
+    parser.add_argument("--startup-pods", type=int, default=30,
+                        help="pods for the kubelet's pod startup benchmark (default: %(default)s)")
+    parser.add_argument("--only", choices=["runtime", "kubelet", "hollow"], help="run only this benchmark")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

@@ -177,4 +177,5 @@ class Kubelet:
         states = [w.state for w in self.workers.workers.values()]
         for state in WorkerState:
             metrics.POD_WORKERS.labels(state.value).set(states.count(state))
-        metrics.RUNNING_PODS.set(sum(1 for uid in self.cache.pod_uids() if self.cache.sandbox_ids(uid)))
+        metrics.RUNNING_PODS.set(self.cache.running_sandboxes())
+        metrics.RUNNING_CONTAINERS.set(self.cache.running_containers())

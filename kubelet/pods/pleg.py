@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kubelet import metrics
 from kubelet.pods.runtimestate import RuntimeCache
 from machinery.clock import REAL_CLOCK, Clock
 
@@ -35,7 +36,8 @@ class Pleg:
 
     async def relist(self) -> set[str]:
         """Relist once; returns (and reports) the pod uids whose runtime state changed."""
-        current = await self.cache.relist()
+        with metrics.RELIST_DURATION.time():
+            current = await self.cache.relist()
         self.last_relist = self.clock.monotonic()
         changed = {uid for uid in current.keys() | self._seen.keys() if current.get(uid) != self._seen.get(uid)}
         self._seen = current

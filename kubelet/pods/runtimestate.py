@@ -134,6 +134,13 @@ class RuntimeCache:
     def pod_uids(self) -> set[str]:
         return set(self._sandboxes) | set(self._containers)
 
+    def running_containers(self) -> int:
+        return sum(1 for containers in self._containers.values() for c in containers
+                   if c.state == cri.CONTAINER_RUNNING)
+
+    def running_sandboxes(self) -> int:
+        return sum(1 for sandboxes in self._sandboxes.values() for s in sandboxes if s.state == cri.SANDBOX_READY)
+
     def sandbox_ids(self, uid: str) -> list[str]:
         return [s.id for s in self._sandboxes.get(uid, ())]
 

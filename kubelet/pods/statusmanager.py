@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubelet import metrics
 from machinery.client import ApiClient
 from machinery.client.resources import PODS
 from machinery.errors import StatusError, is_conflict, is_invalid, is_not_found
@@ -119,6 +120,7 @@ class StatusManager:
         patch = {"metadata": {"uid": uid}, "status": entry.status}
         await self.client.patch(PODS, entry.name, patch, entry.namespace, patch_type="merge", subresource="status")
         self.writes += 1
+        metrics.STATUS_WRITES.inc()
         self._written[uid] = entry.status
         self._mark_written(uid, entry)
 

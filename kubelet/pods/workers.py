@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from kubelet import metrics
 from kubelet.pods import podspec
 from kubelet.pods.admission import admit
 from kubelet.pods.statusmanager import StatusManager
@@ -30,7 +31,7 @@ from machinery.client import ApiClient
 from machinery.client.resources import PODS
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_conflict, is_not_found
-from machinery.meta import is_being_deleted
+from machinery.meta import is_being_deleted, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class PodWorker:
         self.notes = PodNotes()
         self._wake = asyncio.Event()
         self._errors = 0
+        self._start_observed = False
 
     @property
     def key(self) -> str:
@@ -73,6 +75,7 @@ class PodWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                metrics.SYNC_ERRORS.inc()
                 self._errors += 1
                 delay = min(ERROR_BACKOFF[0] * 2 ** (self._errors - 1), ERROR_BACKOFF[1])
                 log.exception("pod %s: %s failed; retrying in %.0fs", self.key, self.state.value, delay)
@@ -89,8 +92,10 @@ class PodWorker:
             if self.gone or is_being_deleted(self.pod):
                 self.state = WorkerState.TERMINATING
                 return False
-            result = await owner.syncer.sync(self.pod, self.notes)
+            with metrics.SYNC_DURATION.labels("sync").time():
+                result = await owner.syncer.sync(self.pod, self.notes)
             owner.statuses.set_status(self.pod, result.status)
+            self._observe_start(result.status)
             if result.done:
                 self.state = WorkerState.TERMINATING
                 return False
@@ -99,7 +104,8 @@ class PodWorker:
         if self.state is WorkerState.TERMINATING:
             # A finished pod's sidecars get the same grace as a deleted pod's containers.
             grace = podspec.grace_period(self.pod)
-            status = await owner.syncer.terminate(self.pod, self.notes, grace)
+            with metrics.SYNC_DURATION.labels("terminate").time():
+                status = await owner.syncer.terminate(self.pod, self.notes, grace)
             if not self.gone:
                 owner.statuses.set_status(self.pod, status)
                 await owner.statuses.flush(self.uid)
@@ -113,6 +119,19 @@ class PodWorker:
             return True
         await self._sleep(None)  # finished but not deleted: wait for the deletion
         return False
+
+    def _observe_start(self, status: dict[str, Any]) -> None:
+        """The pod start SLI: creation until every container reported started, once per pod."""
+        if self._start_observed or status.get("phase") != "Running":
+            return
+        statuses = status.get("containerStatuses") or []
+        if statuses and all(s.get("started") for s in statuses):
+            self._start_observed = True
+            try:
+                created = parse_rfc3339(self.pod["metadata"].get("creationTimestamp") or "")
+            except ValueError:
+                return
+            metrics.POD_START.observe(max(0.0, (self.owner.clock.now() - created).total_seconds()))
 
     async def _sleep(self, seconds: float | None) -> None:
         if seconds is not None and seconds <= 0:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from kubemini.process import KubeletProcess, SchedulerProcess
+from proto.cri import api_pb2 as cri
+from tests.runtime.cri import CriClient
 from tests.support import wait_for
 
 BUSYBOX_HTTPD = """
@@ -69,6 +71,24 @@ def node(runtime_process, kubeconfig, controller_manager, scheduler, tmp_path_fa
     finally:
         kubelet.stop()
         kubectl.run("delete", "node", name, "--wait=false", check=False)
+
+
+@pytest.fixture(autouse=True)
+def cleanup_namespace(namespace, runtime_process, kubectl):
+    """After each test: delete its workloads and wait until the kubelet has removed their sandboxes, so no
+    container outlives the test (the runtime, like containerd, keeps containers when it stops)."""
+    yield
+    kubectl.run("delete", "deployments,pods", "--all", "-n", namespace, "--grace-period=0", "--force",
+                "--wait=false", check=False)
+    client = CriClient(runtime_process.endpoint)
+    try:
+        def sandboxes():
+            return [s for s in client.ListPodSandbox(cri.ListPodSandboxRequest()).items
+                    if s.labels.get("io.kubernetes.pod.namespace") == namespace]
+
+        wait_for(lambda: not sandboxes(), timeout=60, interval=0.5, message=f"the sandboxes of {namespace} removed")
+    finally:
+        client.close()
 
 
 def node_ready(kubectl, name: str) -> bool:
@@ -244,7 +264,7 @@ def memory_limit(pod_uid: str, container_id: str) -> int | None:
     return None
 
 
-def test_kubelet_restart_keeps_containers_running(node, kubectl, namespace):
+def test_kubelet_restart_keeps_containers_running(node, kubectl, namespace, runtime_process):
     container = ("  - name: app\n    image: busybox\n    imagePullPolicy: IfNotPresent\n"
                  "    command: [sh, -c, 'echo up; sleep 3600']\n"
                  "    readinessProbe: {exec: {command: ['true']}, periodSeconds: 1}\n")
@@ -266,3 +286,16 @@ def test_kubelet_restart_keeps_containers_running(node, kubectl, namespace):
     assert after["restartCount"] == 0
     assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
     assert re.search(r"\bup\b", kubectl("logs", "-n", namespace, "steady"))
+
+    # A pod deleted from the API while the kubelet is down: the new kubelet removes its sandbox and containers.
+    uid = get_pod(kubectl, namespace, "steady")["metadata"]["uid"]
+    node.kill()
+    kubectl("delete", "pod", "steady", "-n", namespace, "--grace-period=0", "--force")
+    node.start(timeout=60)
+    client = CriClient(runtime_process.endpoint)
+    try:
+        wait_for(lambda: not [s for s in client.ListPodSandbox(cri.ListPodSandboxRequest()).items
+                              if s.labels.get("io.kubernetes.pod.uid") == uid],
+                 timeout=30, interval=0.3, message="the deleted pod's sandbox removed by the restarted kubelet")
+    finally:
+        client.close()
