@@ -15,6 +15,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -113,22 +114,36 @@ async def bench_pod_startup(work_dir: Path, pods: int = 30) -> dict:
                                  extra_args=["--node-ip", "127.0.0.1"])
         procs.append(kubelet.start(timeout=60))
         latencies = await _measure(api.url, node, pods)
-        async with httpx.AsyncClient(base_url=api.url, timeout=60) as client:
-            await client.delete("/api/v1/namespaces/startup/pods")
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                left = (await client.get("/api/v1/namespaces/startup/pods")).json()["items"]
-                if not left:
-                    break
-                await asyncio.sleep(0.5)
+        await _delete_pods(api.url, runtime.endpoint)
         return {"pods": pods, "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
                 "max_ms": max(latencies), "runtime_p50_ms": percentile(baseline, 50)}
     finally:
-        for proc in reversed(procs):
-            proc.stop()
-        etcd.stop()
-        import subprocess
-        subprocess.run(["ip", "link", "del", runtime.bridge], check=False, capture_output=True)
+        _stop(procs, etcd, runtime.bridge)
+
+
+async def _delete_pods(url: str, endpoint: str) -> None:
+    """Delete the pods and wait until the kubelet has removed every sandbox (the runtime keeps containers
+    running when it stops, as containerd does)."""
+    import grpc
+
+    from proto.cri import api_pb2 as cri
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await client.delete("/api/v1/namespaces/startup/pods")
+    async with grpc.aio.insecure_channel(endpoint) as channel:
+        stub = cri_grpc.RuntimeServiceStub(channel)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not (await stub.ListPodSandbox(cri.ListPodSandboxRequest())).items:
+                return
+            await asyncio.sleep(0.5)
+
+
+def _stop(procs: list, etcd: EtcdServer, bridge: str) -> None:
+    for proc in reversed(procs):
+        proc.stop()
+    etcd.stop()
+    subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
 
 
 def print_pod_startup(result: dict) -> None:
