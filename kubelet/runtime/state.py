@@ -8,6 +8,7 @@ system, not trusted from here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -52,8 +53,9 @@ class SandboxRecord:
     rootfs_mounted: bool = False
     shm_mounted: bool = False
 
-    @property
+    @functools.cached_property
     def pod_config(self) -> cri.PodSandboxConfig:
+        """The config, parsed once (it never changes; parsing protobuf JSON is slow). Read-only."""
         return from_json(cri.PodSandboxConfig, self.config)
 
     @property
@@ -84,8 +86,9 @@ class ContainerRecord:
     message: str = ""
     rootfs_mounted: bool = False
 
-    @property
+    @functools.cached_property
     def container_config(self) -> cri.ContainerConfig:
+        """The config, parsed once (it never changes; ListContainers reads it for every container). Read-only."""
         return from_json(cri.ContainerConfig, self.config)
 
     @property
