@@ -19,6 +19,8 @@ import grpc
 from kubelet.runtime import cgroups, metrics
 from kubelet.runtime.errors import InvalidArgument, RuntimeFailure, Unavailable, grpc_code
 from kubelet.runtime.images import registry
+from kubelet.runtime.images.builtin import BUSYBOX_IMAGE, PAUSE_IMAGE
+from kubelet.runtime.images.reference import parse
 from kubelet.runtime.runtime import Runtime
 from kubelet.runtime.state import CREATED, EXITED, RUNNING, SANDBOX_READY, ContainerRecord, SandboxRecord
 from kubelet.runtime.streaming import StreamingServer
@@ -102,7 +104,8 @@ def container_status(record: ContainerRecord) -> cri.ContainerStatus:
 
 def image_message(image) -> cri.Image:
     message = cri.Image(id=image.id, repo_tags=image.repo_tags, repo_digests=image.repo_digests, size=image.size,
-                        spec=cri.ImageSpec(image=image.id))
+                        spec=cri.ImageSpec(image=image.id),
+                        pinned=any(tag in (BUSYBOX_IMAGE, PAUSE_IMAGE) for tag in image.repo_tags))
     user = (image.config.get("User") or "").partition(":")[0]
     if user.isdigit():
         message.uid.value = int(user)
@@ -392,8 +395,19 @@ class ImageServicer(cri_grpc.ImageServiceServicer):
             ("username", request.auth.username), ("password", request.auth.password), ("auth", request.auth.auth),
             ("identity_token", request.auth.identity_token), ("registry_token", request.auth.registry_token))
             if value}
+        builtin = self._builtin(request.image.image)
+        if builtin is not None:
+            return cri.PullImageResponse(image_ref=builtin.id)
         image = await registry.pull(self.images, request.image.image, auth or None)
         return cri.PullImageResponse(image_ref=image.id)
+
+    def _builtin(self, ref: str):
+        """The built-in image ``ref`` names (busybox:latest, the pause image), which is pinned: pulling it (the
+        default policy for a ``:latest`` image is Always) answers from the store, so pods run offline."""
+        reference = parse(ref)
+        if reference.digest or f"{reference.name}:{reference.tag or 'latest'}" not in (BUSYBOX_IMAGE, PAUSE_IMAGE):
+            return None
+        return self.images.resolve(ref)
 
     @rpc
     async def RemoveImage(self, request, context):

@@ -171,3 +171,13 @@ def test_image_fs_info_reports_usage(cri_client, runtime_process):
     usage = cri_client.ImageFsInfo(cri.ImageFsInfoRequest()).image_filesystems[0]
     assert usage.used_bytes.value > 0 and usage.inodes_used.value > 0
     assert usage.fs_id.mountpoint == str(runtime_process.root / "images")
+
+
+@pytest.mark.kubemini_only("containerd would go to Docker Hub; kubemini's built-in images are pinned")
+def test_pulling_a_builtin_image_needs_no_registry(cri_client):
+    """``image: busybox`` defaults to imagePullPolicy Always; the pull answers from the built-in image offline."""
+    before = cri_client.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image="busybox"))).image
+    for ref in ("busybox", "busybox:latest", "docker.io/library/busybox:latest"):
+        pulled = cri_client.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=ref)))
+        assert pulled.image_ref == before.id
+    assert before.pinned
