@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 from controllers.controller import Controller, ControllerContext
 from controllers.deployment import DeploymentController
+from controllers.endpoints import EndpointsController
+from controllers.endpointslice import EndpointSliceController, EndpointSliceMirroringController
 from controllers.garbagecollector import GarbageCollector
 from controllers.metrics import QUEUES
 from controllers.namespace import NamespaceController
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS: dict[str, type[Controller]] = {
     cls.NAME: cls for cls in (
         ReplicaSetController, DeploymentController, GarbageCollector, NamespaceController,
-        ServiceAccountsController,
+        ServiceAccountsController, EndpointsController, EndpointSliceController, EndpointSliceMirroringController,
     )
 }
 

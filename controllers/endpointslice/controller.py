@@ -42,6 +42,7 @@ from controllers.endpointslice.service import (
     ANNOTATION_TRIGGER_TIME,
     LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
+    LABEL_ZONE,
     pods_for_service,
     publishes_not_ready,
     selects_pods,
@@ -102,7 +103,7 @@ class EndpointSliceController(Controller):
             self.on_pod_add(pod)
 
     def on_node_update(self, old: Obj, new: Obj) -> None:
-        if labels_of(old).get("topology.kubernetes.io/zone") != labels_of(new).get("topology.kubernetes.io/zone"):
+        if labels_of(old).get(LABEL_ZONE) != labels_of(new).get(LABEL_ZONE):
             self.on_node_change(new)
 
     def on_slice_add(self, endpoint_slice: Obj) -> None:
@@ -117,9 +118,10 @@ class EndpointSliceController(Controller):
             self._enqueue_for_slice(new)
 
     def on_slice_delete(self, endpoint_slice: Obj) -> None:
-        if self._managed(endpoint_slice) and self.tracker.has(endpoint_slice):
-            if not self.tracker.handle_deletion(endpoint_slice):
-                self._enqueue_for_slice(endpoint_slice)  # someone else deleted it: put it back
+        # handle_deletion is False when we did not delete it ourselves: someone else did, put it back
+        if (self._managed(endpoint_slice) and self.tracker.has(endpoint_slice)
+                and not self.tracker.handle_deletion(endpoint_slice)):
+            self._enqueue_for_slice(endpoint_slice)
 
     @staticmethod
     def _managed(endpoint_slice: Mapping[str, Any]) -> bool:

@@ -32,7 +32,7 @@ from controllers.endpointslice.service import (
 )
 from controllers.podutil import is_ready
 from machinery.client import ENDPOINT_SLICES
-from machinery.meta import is_being_deleted, labels_of, name_of, namespace_of, new_controller_ref, uid_of
+from machinery.meta import deep_copy, is_being_deleted, labels_of, name_of, namespace_of, new_controller_ref, uid_of
 
 Obj = dict[str, Any]
 PortKey = tuple[tuple[str, int, str, str], ...]
@@ -126,7 +126,7 @@ def new_slice(service: Mapping[str, Any], ports: list[Obj], address_type: str,
     endpoint_slice: Obj = {"apiVersion": ENDPOINT_SLICES.api_version, "kind": ENDPOINT_SLICES.kind,
                            "metadata": metadata, "addressType": address_type, "endpoints": []}
     if ports:
-        endpoint_slice["ports"] = ports
+        endpoint_slice["ports"] = deep_copy(ports)
     return endpoint_slice
 
 

@@ -10,7 +10,7 @@ mutate their (cache-owned) arguments.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from controllers.podutil import is_ready
@@ -203,7 +203,3 @@ def namespace_terminating(err: StatusError) -> bool:
     """The API server refused a create because the namespace is being deleted (retrying cannot help)."""
     causes = (err.details or {}).get("causes") or []
     return any(isinstance(c, Mapping) and c.get("reason") == NAMESPACE_TERMINATING_CAUSE for c in causes)
-
-
-def keys(objs: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [key_of(o) for o in objs]
