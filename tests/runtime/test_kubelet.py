@@ -78,7 +78,7 @@ def cleanup_namespace(namespace, runtime_process, kubectl):
     """After each test: delete its workloads and wait until the kubelet has removed their sandboxes, so no
     container outlives the test (the runtime, like containerd, keeps containers when it stops)."""
     yield
-    kubectl.run("delete", "deployments,pods", "--all", "-n", namespace, "--grace-period=0", "--force",
+    kubectl.run("delete", "deployments,pods,services", "--all", "-n", namespace, "--grace-period=0", "--force",
                 "--wait=false", check=False)
     client = CriClient(runtime_process.endpoint)
     try:
@@ -207,13 +207,22 @@ def test_failing_liveness_probe_restarts_and_failing_readiness_unreadies(node, k
                  "    command: [sh, -c, 'touch /tmp/live /tmp/ready; sleep 3600']\n"
                  "    livenessProbe: {exec: {command: [cat, /tmp/live]}, periodSeconds: 1, failureThreshold: 1}\n"
                  "    readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1}\n")
-    apply(kubectl, namespace, pod_manifest("probed", node.node_name, container), node.node_name)
-    wait_for(lambda: condition(get_pod(kubectl, namespace, "probed"), "Ready") == "True", timeout=60,
-             interval=0.5, message="probed Ready")
+    manifest = pod_manifest("probed", node.node_name, container).replace(
+        "metadata: {name: probed}", "metadata: {name: probed, labels: {app: probed}}")
+    service = ("apiVersion: v1\nkind: Service\nmetadata: {name: probed}\n"
+               "spec: {selector: {app: probed}, ports: [{port: 80}]}")
+    apply(kubectl, namespace, manifest + "---\n" + service, node.node_name)
+    pod = wait_for(lambda: condition(p := get_pod(kubectl, namespace, "probed"), "Ready") == "True" and p,
+                   timeout=60, interval=0.5, message="probed Ready")
+    ip = pod["status"]["podIP"]
+    wait_for(lambda: endpoint_ips(kubectl, namespace, "probed") == ([ip], []), timeout=20, interval=0.3,
+             message="the ready pod in the Service's endpoints")
 
     kubectl("exec", "-n", namespace, "probed", "--", "rm", "/tmp/ready")
     wait_for(lambda: condition(get_pod(kubectl, namespace, "probed"), "Ready") == "False", timeout=20,
              interval=0.3, message="Ready False after the readiness probe fails")
+    wait_for(lambda: endpoint_ips(kubectl, namespace, "probed") == ([], [ip]), timeout=20, interval=0.3,
+             message="the unready pod out of the Service's ready addresses")
     assert container_status(get_pod(kubectl, namespace, "probed"))["restartCount"] == 0
 
     before = container_status(get_pod(kubectl, namespace, "probed"))["containerID"]
@@ -226,6 +235,16 @@ def test_failing_liveness_probe_restarts_and_failing_readiness_unreadies(node, k
     wait_for(restarted, timeout=30, interval=0.3, message="a restart after the liveness probe failed")
     events = kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=probed")
     assert "Unhealthy" in events and "liveness probe" in events.lower()
+
+
+def endpoint_ips(kubectl, namespace: str, service: str) -> tuple[list[str], list[str]]:
+    """(ready addresses, not-ready addresses) of the Service's Endpoints."""
+    out = kubectl.run("get", "endpoints", service, "-n", namespace, "-o", "json", check=False)
+    if out.returncode:
+        return [], []
+    subsets = json.loads(out.stdout).get("subsets") or []
+    return ([a["ip"] for s in subsets for a in s.get("addresses") or []],
+            [a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []])
 
 
 @pytest.mark.kubemini_only("reads the container's memory cgroup where kubemini's runtime puts it")
