@@ -19,7 +19,7 @@ from pathlib import Path
 import uvloop
 
 from kubelet.kubelet import Kubelet, KubeletConfig
-from kubelet.node import NodeConfig
+from kubelet.node import NodeConfig, RegistrationError
 from kubelet.node.config import parse_node_labels, parse_taints
 from machinery.client import ApiClient, ConfigError, load_config
 from machinery.logs import configure_logging
@@ -78,8 +78,12 @@ def kubelet_config(args: argparse.Namespace) -> KubeletConfig:
 async def serve(args: argparse.Namespace, config: KubeletConfig) -> int:
     client_config = load_config(args.kubeconfig).with_overrides(
         qps=args.kube_api_qps, burst=args.kube_api_burst, user_agent=f"kubemini-kubelet/{config.node.node_name}")
-    config.node.root_dir.mkdir(parents=True, exist_ok=True)
-    config.pod_logs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.node.root_dir.mkdir(parents=True, exist_ok=True)
+        config.pod_logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        log.error("cannot create %s: %s (see --root-dir and --pod-logs-dir)", err.filename, err.strerror)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,7 +102,9 @@ async def serve(args: argparse.Namespace, config: KubeletConfig) -> int:
         log.info("stopped (containers keep running)")
         return 0
     error = results[0]
-    if isinstance(error, OSError):
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]  # the TaskGroup's wrapping: report the one failure that stopped it
+    if isinstance(error, (OSError, RegistrationError)):
         log.error("%s", error)
     elif isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
         log.error("the kubelet stopped: %r", error, exc_info=error)

@@ -63,7 +63,7 @@ class Kubelet:
         self.agent = NodeAgent(client, self.runtime, config.node, clock=clock, recorder=self.recorder)
         self.cache = RuntimeCache(self.runtime)
         self.pods = SharedInformer(client, PODS, field_selector=f"spec.nodeName={self.node_name}", clock=clock)
-        self.statuses = StatusManager(client)
+        self.statuses = StatusManager(client, current=self._lookup)
         self.prober = ProbeManager(self.runtime, clock=clock, on_change=self._wake, on_event=self.recorder.event)
         self.objects = ApiObjectSource(client, clock=clock)
         self.volumes = VolumeManager(config.node.root_dir, self.objects)
@@ -148,15 +148,20 @@ class Kubelet:
     def _on_pod_add(self, pod: dict[str, Any]) -> None:
         self.workers.update(pod, known=pod["metadata"]["uid"] in self._known)
 
+    def _wanted(self) -> set[str]:
+        return {pod["metadata"]["uid"] for pod in self.pods.store.list()} | set(self.workers.workers)
+
     async def _remove_orphans(self) -> None:
-        """Remove runtime objects and volume directories of pods the API no longer has."""
-        wanted = {pod["metadata"]["uid"] for pod in self.pods.store.list()} | set(self.workers.workers)
-        for uid in self.cache.pod_uids() - wanted:
-            log.info("removing the containers of pod %s, which no longer exists", uid)
-            await self.syncer.cleanup(uid)
-        for uid in set(self.volumes.pod_uids_on_disk()) - wanted:
-            await self.volumes.teardown(uid)
-        self.allocations.retain(wanted)
+        """Remove runtime objects and volume directories of pods the API no longer has. The set of wanted
+        pods is taken again before each removal: a pod may arrive while an earlier one is being removed."""
+        for uid in self.cache.pod_uids() - self._wanted():
+            if uid not in self._wanted():
+                log.info("removing the containers of pod %s, which no longer exists", uid)
+                await self.syncer.cleanup(uid)
+        for uid in set(self.volumes.pod_uids_on_disk()) - self._wanted():
+            if uid not in self._wanted():
+                await self.volumes.teardown(uid)
+        self.allocations.retain(self._wanted())
 
     async def _housekeeping(self) -> None:
         while True:

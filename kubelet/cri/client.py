@@ -68,12 +68,13 @@ class RuntimeClient:
         assert self._runtime is not None and self._images is not None
         return self._runtime, self._images
 
-    async def call(self, method: str, request, *, timeout: float | None = None):
-        """Call RPC ``method`` (its runtime.v1 name, e.g. ``"ContainerStatus"``) with ``request``."""
+    async def call(self, method: str, request, *, timeout: float | None = None, deadline: bool = True):
+        """Call RPC ``method`` (its runtime.v1 name, e.g. ``"ContainerStatus"``) with ``request``; ``timeout``
+        overrides the client's deadline, ``deadline=False`` sets none (image pulls take as long as they take)."""
         runtime, images = self._stubs()
         stub = images if hasattr(images, method) else runtime
         try:
-            return await getattr(stub, method)(request, timeout=timeout or self.timeout)
+            return await getattr(stub, method)(request, timeout=(timeout or self.timeout) if deadline else None)
         except grpc.aio.AioRpcError as err:
             raise CriError(method, err.code(), err.details() or "") from None
 
@@ -175,7 +176,7 @@ class RuntimeClient:
     async def pull_image(self, image: str, sandbox_config: cri.PodSandboxConfig | None = None) -> str:
         """Pull ``image``; returns the image reference (id) the runtime resolved it to."""
         request = cri.PullImageRequest(image=cri.ImageSpec(image=image), sandbox_config=sandbox_config)
-        return (await self.call("PullImage", request)).image_ref
+        return (await self.call("PullImage", request, deadline=False)).image_ref
 
     async def image_fs_info(self) -> cri.ImageFsInfoResponse:
         return await self.call("ImageFsInfo", cri.ImageFsInfoRequest())

@@ -43,6 +43,11 @@ class ImagePuller:
         self.event = event
         self._failed_at: dict[str, float] = {}
 
+    def forget(self, pod_uid: str) -> None:
+        """Drop a removed pod's pull failures."""
+        for key in [k for k in self._failed_at if k.startswith(f"{pod_uid}/")]:
+            del self._failed_at[key]
+
     async def ensure(self, pod: Mapping[str, Any], container: Mapping[str, Any]) -> str:
         """The image reference to create the container from; raises ImagePullError."""
         image = container.get("image") or ""

@@ -65,9 +65,13 @@ class PodResizer:
         uid = pod["metadata"]["uid"]
         allocated = self.allocated(pod)
         decision = decide_resize(pod, allocated, allocatable, self._others_requests(uid))
+        restart: set[str] = set()  # containers whose resizePolicy restarts them for what this admission changed
         if decision.action == "apply":
+            before = allocated
             self.checkpoint.set_allocated(pod, spec_resources(pod))
             allocated = self.checkpoint.allocated(pod)
+            restart = {c["name"] for c in podspec.all_containers(pod)
+                       if restart_needed(c, before.get(c["name"]), allocated.get(c["name"]))}
         restarts: list[Kill] = []
         errors: list[str] = []
         pending = False
@@ -83,7 +87,7 @@ class PodResizer:
             reported[name] = status_resources(allocated.get(name), actual)
             if actual is None or not needs_update(expected, actual):
                 continue
-            if restart_needed(container, _as_resources(actual), allocated.get(name)):
+            if name in restart:
                 restarts.append(Kill(record, dict(container), "Killing",
                                      f"Container {name} resize requires a restart, will be restarted"))
                 pending = True
@@ -113,13 +117,3 @@ class PodResizer:
             log.warning("resizing container %s failed: %s", container_id, err)
             return f"updating the container's resources failed: {err.details}"
         return None
-
-
-def _as_resources(actual) -> dict[str, dict]:
-    """The runtime's applied values as ``{limits}``, enough for :func:`restart_needed` to see a change."""
-    limits: dict[str, str] = {}
-    if actual.memory_limit_in_bytes > 0:
-        limits["memory"] = str(actual.memory_limit_in_bytes)
-    if actual.cpu_quota > 0 and actual.cpu_period > 0:
-        limits["cpu"] = f"{actual.cpu_quota * 1000 // actual.cpu_period}m"
-    return {"requests": {}, "limits": limits}

@@ -21,6 +21,8 @@ from machinery.meta import format_rfc3339
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
+RESIZE_CONDITIONS = ("PodResizePending", "PodResizeInProgress")
+OWNED_CONDITIONS = frozenset(KUBELET_CONDITIONS + RESIZE_CONDITIONS)  # every other condition is someone else's
 
 
 @dataclass
@@ -38,6 +40,8 @@ class StatusInputs:
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name → resources in effect
     allocated: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name → allocatedResources
     extra_conditions: list[dict[str, Any]] = field(default_factory=list)      # e.g. resize conditions
+    previous: Mapping[str, Any] | None = None  # the status last computed (fresher than the pod's, which lags)
+    failure: tuple[str, str] | None = None     # (reason, message) of a pod failed for good, e.g. DeadlineExceeded
 
 
 def _time(nanos: int) -> str | None:
@@ -71,6 +75,8 @@ def container_status(pod: Any, container: Any, runtime: PodRuntime, inputs: Stat
         if previous is not None and previous.exited:
             status["lastState"] = {"terminated": _terminated(previous, inputs)}
     elif latest is not None and latest.exited:
+        # A regular init container that completed counts as ready, as in the kubelet.
+        status["ready"] = _is_init(pod, name) and latest.exit_code == 0
         if waiting is not None:
             status["state"] = {"waiting": _waiting(*waiting)}
             status["lastState"] = {"terminated": _terminated(latest, inputs)}
@@ -88,6 +94,10 @@ def container_status(pod: Any, container: Any, runtime: PodRuntime, inputs: Stat
     if name in inputs.resources:
         status["resources"] = dict(inputs.resources[name])
     return status
+
+
+def _is_init(pod: Any, name: str) -> bool:
+    return any(c.get("name") == name and not podspec.is_sidecar(c) for c in podspec.init_containers(pod))
 
 
 def _terminated(record: ContainerRecord, inputs: StatusInputs) -> dict[str, Any]:
@@ -123,8 +133,10 @@ def init_progress(pod: Any, runtime: PodRuntime, started: Callable[[str], bool])
     return incomplete, failed
 
 
-def pod_phase(pod: Any, statuses: list[dict[str, Any]], incomplete_init: list[str], init_failed: bool) -> str:
-    """The kubelet's getPhase over the regular containers' statuses."""
+def pod_phase(pod: Any, statuses: list[dict[str, Any]], incomplete_init: list[str], init_failed: bool,
+              sidecars_running: int = 0) -> str:
+    """The kubelet's getPhase over the regular containers' statuses; running sidecars keep a pod whose
+    regular containers all finished Running until they are stopped."""
     if init_failed:
         return "Failed"
     if incomplete_init:
@@ -145,7 +157,7 @@ def pod_phase(pod: Any, statuses: list[dict[str, Any]], incomplete_init: list[st
     policy = podspec.restart_policy(pod)
     if waiting:
         return "Pending"
-    if running:
+    if running or (sidecars_running and stopped):
         return "Running"
     if stopped and stopped == len(statuses):
         if policy == "Always":
@@ -219,27 +231,31 @@ def compute_pod_status(pod: Any, runtime: PodRuntime, inputs: StatusInputs, *,
     """The status the kubelet reports for ``pod`` now (a new dict; ``pod`` is not changed). ``terminal``: the
     pod has been stopped for good (deleted or finished), so its phase is Succeeded or Failed."""
     old = pod.get("status") or {}
+    previous = inputs.previous or old
     now = format_rfc3339(inputs.now)
     incomplete, init_failed = init_progress(pod, runtime, inputs.started)
     # Like the kubelet: with init containers, everything not yet created waits as PodInitializing.
     default_waiting = "PodInitializing" if podspec.init_containers(pod) else "ContainerCreating"
     init_statuses = [container_status(pod, c, runtime, inputs, default_waiting) for c in podspec.init_containers(pod)]
     statuses = [container_status(pod, c, runtime, inputs, default_waiting) for c in podspec.regular_containers(pod)]
+    sidecars_running = sum(1 for c in podspec.sidecars(pod)
+                           if (r := runtime.latest(c["name"])) is not None and r.running)
     phase = old.get("phase") if old.get("phase") in TERMINAL_PHASES else \
-        pod_phase(pod, statuses, incomplete, init_failed)
-    if terminal and phase not in TERMINAL_PHASES:
+        pod_phase(pod, statuses, incomplete, init_failed, sidecars_running)
+    if inputs.failure is not None:
+        phase = "Failed"
+    elif terminal and phase not in TERMINAL_PHASES:
         phase = "Succeeded" if statuses and all(
             (s["state"].get("terminated") or {}).get("exitCode") == 0 for s in statuses) else "Failed"
     conditions = pod_conditions(pod, runtime, phase, incomplete, statuses, init_statuses, now)
     conditions += inputs.extra_conditions
-    _keep_transition_times(conditions, old.get("conditions") or [])
-    owned = set(KUBELET_CONDITIONS) | {c["type"] for c in inputs.extra_conditions} | {
-        "PodResizePending", "PodResizeInProgress"}
+    _keep_transition_times(conditions, previous.get("conditions") or [])
+    owned = OWNED_CONDITIONS | {c["type"] for c in inputs.extra_conditions}
     kept = [c for c in old.get("conditions") or [] if c.get("type") not in owned]
     if not any(c.get("type") == "PodScheduled" for c in kept):
         kept.insert(0, {"type": "PodScheduled", "status": "True", "lastTransitionTime": now})
     status: dict[str, Any] = {"phase": phase, "conditions": kept + conditions,
-                              "startTime": old.get("startTime") or now,
+                              "startTime": old.get("startTime") or previous.get("startTime") or now,
                               "containerStatuses": statuses}
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
@@ -258,6 +274,8 @@ def compute_pod_status(pod: Any, runtime: PodRuntime, inputs: StatusInputs, *,
     qos = inputs.qos_class or old.get("qosClass")
     if qos:
         status["qosClass"] = qos
+    if inputs.failure is not None:
+        status["reason"], status["message"] = inputs.failure
     for key in ("nominatedNodeName", "reason", "message"):
         if old.get(key) and key not in status and phase in TERMINAL_PHASES:
             status[key] = old[key]

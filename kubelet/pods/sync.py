@@ -35,6 +35,7 @@ from kubelet.prober import ProbeManager, Result
 from kubelet.resources import container_resources, pod_cgroup_parent, qos_class
 from kubelet.volumes import VolumeError, VolumeManager
 from machinery.clock import REAL_CLOCK, Clock
+from machinery.meta import parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ class PodNotes:
     allocated: dict[str, dict] = field(default_factory=dict)           # name → admitted {requests, limits}
     reported: dict[str, dict] = field(default_factory=dict)            # name → containerStatuses[].resources
     extra_conditions: list[dict] = field(default_factory=list)         # PodResizePending / PodResizeInProgress
+    last_status: dict[str, Any] | None = None                          # the status the last sync computed
+    failure: tuple[str, str] | None = None                             # (reason, message): failed for good
+
+    def forget_messages_except(self, container_ids: set[str]) -> None:
+        """Drop the termination messages of container instances the runtime no longer has."""
+        self.messages = {cid: message for cid, message in self.messages.items() if cid in container_ids}
 
 
 @dataclass
@@ -93,27 +100,69 @@ class PodSyncer:
     async def sync(self, pod: dict[str, Any], notes: PodNotes) -> SyncResult:
         uid = pod["metadata"]["uid"]
         runtime = await self.cache.pod_runtime(uid)
+        left = self._deadline_left(pod, notes)
+        if left is not None and left <= 0:
+            notes.failure = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+            self.event(pod, "Normal", "DeadlineExceeded", notes.failure[1])
+            return SyncResult(self.status(pod, runtime, notes), done=True)
+        volumes_ready = await self._setup_volumes(pod)
+        actions = compute_pod_actions(pod, runtime, self._verdicts(pod))
+        if self.resizer is not None and not actions.done:
+            await self._resize(pod, runtime, actions, notes)
+        if actions.done:
+            return SyncResult(self.status(pod, runtime, notes), done=True)
+        if not volumes_ready:  # kills and removals go ahead; nothing new starts without its volumes
+            actions.create_sandbox, actions.start = False, []
+        sandbox_failed = not await self._act(pod, runtime, actions, notes)
+        if actions.changes or actions.remove:
+            runtime = await self.cache.pod_runtime(uid)
+        self._tell_prober(pod, runtime)
+        notes.forget_messages_except({record.id for record in runtime.all_containers()})
+        requeue = min([RESYNC, *[left + 0.05 for left in actions.backoff.values()],
+                       *([left] if left is not None else [])])
+        if sandbox_failed:
+            requeue = self.backoff.next(f"{uid}/sandbox")
+        elif not volumes_ready:
+            requeue = 2.0
+        elif actions.create_sandbox or (actions.kill and not actions.start):
+            requeue = 0.0  # the next pass starts what this one made room for
+        if actions.create_sandbox and not sandbox_failed:
+            self.backoff.reset(f"{uid}/sandbox")
+        return SyncResult(self.status(pod, runtime, notes), requeue_after=requeue)
+
+    def _deadline_left(self, pod: Mapping[str, Any], notes: PodNotes) -> float | None:
+        """Seconds left of ``spec.activeDeadlineSeconds``, counted from the pod's startTime; None: no deadline."""
+        deadline = podspec.spec(pod).get("activeDeadlineSeconds")
+        started = (notes.last_status or {}).get("startTime") or (pod.get("status") or {}).get("startTime")
+        if not isinstance(deadline, int) or not started:
+            return None
+        try:
+            begun = parse_rfc3339(started)
+        except ValueError:
+            return None
+        return deadline - (self.clock.now() - begun).total_seconds()
+
+    async def _setup_volumes(self, pod: dict[str, Any]) -> bool:
         try:
             await self.volumes.setup(pod)
         except VolumeError as err:
             self.event(pod, "Warning", "FailedMount", str(err))
-            return SyncResult(self.status(pod, runtime, notes), requeue_after=2.0)
-        actions = compute_pod_actions(pod, runtime, self._verdicts(pod))
-        if self.resizer is not None and not actions.done:
-            facts = self.node()
-            notes.allocated, restarts, notes.extra_conditions, notes.reported = await self.resizer.sync(
-                pod, runtime, allocatable=facts.allocatable, memory_capacity=facts.memory_capacity)
-            actions.kill += [r for r in restarts if r.record.id not in {k.record.id for k in actions.kill}]
-        if actions.done:
-            return SyncResult(self.status(pod, runtime, notes), done=True)
-        await self._act(pod, runtime, actions, notes)
-        if actions.changes or actions.remove:
-            runtime = await self.cache.pod_runtime(uid)
-        self._tell_prober(pod, runtime)
-        requeue = min([RESYNC, *[left + 0.05 for left in actions.backoff.values()]])
-        if actions.create_sandbox or (actions.kill and not actions.start):
-            requeue = 0.0  # the next pass starts what this one made room for
-        return SyncResult(self.status(pod, runtime, notes), requeue_after=requeue)
+            return False
+        return True
+
+    async def _resize(self, pod: dict[str, Any], runtime: PodRuntime, actions: PodActions, notes: PodNotes) -> None:
+        """Admit and apply a resize; containers whose resizePolicy asks for it are restarted in this pass."""
+        assert self.resizer is not None
+        facts = self.node()
+        notes.allocated, restarts, notes.extra_conditions, notes.reported = await self.resizer.sync(
+            pod, runtime, allocatable=facts.allocatable, memory_capacity=facts.memory_capacity)
+        killed = {k.record.id for k in actions.kill}
+        for kill in restarts:
+            if kill.record.id in killed or kill.container is None:
+                continue
+            actions.kill.append(kill)
+            kind = "sidecar" if podspec.is_sidecar(kill.container) else "regular"
+            actions.start.append(Start(kill.container, kind, kill.record.attempt + 1, kill.record.restart_count + 1))
 
     def _verdicts(self, pod: Mapping[str, Any]) -> Verdicts:
         uid = pod["metadata"]["uid"]
@@ -127,13 +176,14 @@ class PodSyncer:
             started=lambda name: self.prober.started(uid, name) in (None, Result.SUCCESS),
             backoff=backoff)
 
-    async def _act(self, pod: dict[str, Any], runtime: PodRuntime, actions: PodActions, notes: PodNotes) -> None:
+    async def _act(self, pod: dict[str, Any], runtime: PodRuntime, actions: PodActions, notes: PodNotes) -> bool:
+        """Carry ``actions`` out; False when a needed sandbox could not be created."""
         uid = pod["metadata"]["uid"]
         if actions.kill_pod:
             await self._stop_all(pod, runtime, podspec.grace_period(pod))
         if actions.create_sandbox:
             if not await self._run_sandbox(pod, actions.sandbox_attempt):
-                return
+                return False
             runtime = await self.cache.pod_runtime(uid)
         await asyncio.gather(*(self._kill(pod, kill, podspec.grace_period(pod)) for kill in actions.kill))
         for record in actions.remove:
@@ -147,7 +197,7 @@ class PodSyncer:
                                                        f"({uid})")
         sandbox = runtime.sandbox
         if sandbox is None or not sandbox.ready:
-            return
+            return True
         for old in runtime.sandboxes[1:]:
             if not old.ready:
                 await self._remove_sandbox(old.id)
@@ -155,6 +205,7 @@ class PodSyncer:
             started = await self._start_container(pod, sandbox, start, notes)
             if not started and start.kind in ("init", "sidecar"):
                 break  # the ones after it wait for it
+        return True
 
     async def _run_sandbox(self, pod: dict[str, Any], attempt: int) -> bool:
         config = self._sandbox_config(pod, attempt)
@@ -210,7 +261,7 @@ class PodSyncer:
         notes.waiting.pop(name, None)
         if start.restart_count > 0:
             self.backoff.next(f"{pod['metadata']['uid']}/{name}")
-        return await self._post_start(pod, container, container_id)
+        return await self._post_start(with_pod_ip(pod, pod_ip), container, container_id)
 
     async def _post_start(self, pod: dict[str, Any], container: Mapping[str, Any], container_id: str) -> bool:
         if not (container.get("lifecycle") or {}).get("postStart"):
@@ -259,8 +310,10 @@ class PodSyncer:
             ready=lambda name: self.prober.readiness(uid, name) in (None, Result.SUCCESS),
             started=lambda name: self.prober.started(uid, name) in (None, Result.SUCCESS),
             waiting=notes.waiting, termination_messages=notes.messages, qos_class=qos_class(pod),
-            resources=notes.reported, allocated=notes.allocated, extra_conditions=list(notes.extra_conditions))
-        return compute_pod_status(pod, runtime, inputs, terminal=terminal)
+            resources=notes.reported, allocated=notes.allocated, extra_conditions=list(notes.extra_conditions),
+            previous=notes.last_status, failure=notes.failure)
+        notes.last_status = compute_pod_status(pod, runtime, inputs, terminal=terminal)
+        return notes.last_status
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -294,6 +347,7 @@ class PodSyncer:
                 await self._stop_sandbox(sandbox.id)
 
     async def _kill(self, pod: dict[str, Any], kill: Kill, grace: int) -> None:
+        grace = max(grace, MIN_STOP_GRACE)  # as the kubelet: even a zero grace gets the minimum
         self.event(pod, "Normal", kill.reason, kill.message)
         if kill.container is not None and (kill.container.get("lifecycle") or {}).get("preStop"):
             grace = int(await run_pre_stop(pod, kill.container, kill.record.id, self.runtime, grace,
@@ -340,9 +394,18 @@ class PodSyncer:
             await self._stop_sandbox(sandbox_id)
             await self._remove_sandbox(sandbox_id)
         await self.volumes.teardown(uid)
-        shutil.rmtree(self.root_dir / "pods" / uid, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.root_dir / "pods" / uid, ignore_errors=True)
         self.backoff.forget_prefix(f"{uid}/")
+        self.images.forget(uid)
         self.prober.remove_pod(uid)
         if self.resizer is not None:
             self.resizer.checkpoint.remove(uid)
         remove_pod_cgroups(uid)
+
+
+def with_pod_ip(pod: dict[str, Any], pod_ip: str) -> dict[str, Any]:
+    """``pod`` as hooks need it: a new pod's API object has no IP yet, the sandbox has (shallow copy)."""
+    status = pod.get("status") or {}
+    if not pod_ip or status.get("podIP") == pod_ip:
+        return pod
+    return {**pod, "status": {**status, "podIP": pod_ip, "podIPs": [{"ip": pod_ip}]}}

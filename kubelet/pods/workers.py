@@ -55,25 +55,42 @@ class PodWorker:
         self._wake = asyncio.Event()
         self._errors = 0
         self._start_observed = False
+        self._step_task: asyncio.Future[bool] | None = None
+        self._interrupted = False
 
     @property
     def key(self) -> str:
         return f"{self.pod['metadata']['namespace']}/{self.pod['metadata']['name']}"
 
     def update(self, pod: dict[str, Any]) -> None:
+        deleting = not is_being_deleted(self.pod) and is_being_deleted(pod)
         self.pod = pod
+        if deleting:
+            self.interrupt()
         self.wake()
 
     def wake(self) -> None:
         self._wake.set()
 
+    def interrupt(self) -> None:
+        """Cancel a sync in progress (a hung hook, a slow pull) so a deletion is acted on at once, as the
+        kubelet cancels an in-flight sync when the pod is killed."""
+        if self.state is WorkerState.SYNCING and self._step_task is not None and not self._step_task.done():
+            self._interrupted = True
+            self._step_task.cancel()
+
     async def run(self) -> None:
         while True:
             self._wake.clear()  # a wake from now on, even one during the step, ends the step's sleep at once
+            self._step_task = asyncio.ensure_future(self._step())
             try:
-                finished = await self._step()
+                finished = await self._step_task
             except asyncio.CancelledError:
-                raise
+                if not self._interrupted:
+                    raise
+                self._interrupted = False
+                log.info("pod %s: sync interrupted by its deletion", self.key)
+                continue
             except Exception:
                 metrics.SYNC_ERRORS.inc()
                 self._errors += 1
@@ -193,8 +210,7 @@ class PodWorkers:
         node = self.node()
         if node is None:
             return True
-        running = [w.pod for w in self.workers.values() if w.state is WorkerState.SYNCING]
-        rejection = admit(pod, node, running)
+        rejection = admit(pod, node, self.running_pods())  # terminating pods still hold what they use
         if rejection is None:
             return True
         status = {"phase": "Failed", "reason": rejection.reason,
@@ -208,6 +224,7 @@ class PodWorkers:
         worker = self.workers.get(pod["metadata"]["uid"])
         if worker is not None:
             worker.gone = True
+            worker.interrupt()
             worker.wake()
 
     def wake(self, uid: str) -> None:

@@ -77,14 +77,15 @@ class Worker:
         self.wake()
 
     def _was_ready(self, container_id: str | None) -> bool:
-        """Restart safety (Kubernetes 1.35): a readiness worker for a container the pod's status already reports
-        ready — the kubelet restarted under it — starts from that verdict instead of "not ready", so the pod does
-        not leave its Services until a probe actually fails."""
-        if self.key.kind is not ProbeKind.READINESS or container_id is None:
+        """Restart safety (Kubernetes 1.35): a readiness (startup) worker for a container the pod's status already
+        reports ready (started) — the kubelet restarted under it — starts from that verdict instead of "not
+        ready" ("not started"), so the pod does not leave its Services until a probe actually fails."""
+        field = {ProbeKind.READINESS: "ready", ProbeKind.STARTUP: "started"}.get(self.key.kind)
+        if field is None or container_id is None:
             return False
         for status in (self.pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("name") == self.key.container:
-                return status.get("ready") is True and \
+                return status.get(field) is True and \
                     (status.get("containerID") or "").split("://", 1)[-1] == container_id
         return False
 

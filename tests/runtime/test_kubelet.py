@@ -8,10 +8,13 @@ after it; the node is deleted when its kubelet goes, so the scheduler never bind
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import select
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -156,11 +159,14 @@ def test_deployment_runs_ready_pods_that_serve_http(node, kubectl, namespace):
     assert kubectl("exec", "-n", namespace, first, "--", "hostname").strip() == first
 
     follow = subprocess.Popen([*kubectl_cmd(kubectl), "logs", "-f", "-n", namespace, first],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, bufsize=0)
     try:
-        http_get(f"http://{pods[0]['status']['podIP']}:8080/index.html")  # httpd -v logs the request
-        line = follow.stdout.readline()
-        assert "serving" in line
+        wait_output(follow, "serving", timeout=10)  # what was logged before
+        try:  # the probes' requests log "response:200"; this one is the only 404
+            http_get(f"http://{pods[0]['status']['podIP']}:8080/follow-{secrets.token_hex(4)}")
+        except urllib.error.HTTPError:
+            pass
+        wait_output(follow, "response:404", timeout=10)  # logged after kubectl started following
     finally:
         follow.kill()
         follow.wait()
@@ -173,6 +179,19 @@ def test_deployment_runs_ready_pods_that_serve_http(node, kubectl, namespace):
         return first not in names and len(names) == 3
 
     wait_for(replaced, timeout=60, interval=0.5, message="the deleted pod replaced by a new Ready one")
+
+
+def wait_output(proc: subprocess.Popen, text: str, timeout: float) -> None:
+    """Read ``proc``'s unbuffered stdout until ``text`` appears; fail if it does not within ``timeout`` s."""
+    seen = getattr(proc, "seen", b"")
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"kubectl logs -f did not write {text!r} in time"
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        assert chunk, "kubectl logs -f ended"
+        seen += chunk
+    proc.seen = seen[seen.index(text.encode()) + len(text):]
 
 
 def kubectl_cmd(kubectl) -> list[str]:

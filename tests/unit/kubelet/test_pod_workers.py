@@ -286,7 +286,8 @@ async def test_deletion_stops_with_the_grace_period_writes_the_final_status_then
     await until(lambda: phase(kubelet) == "Running", "Running")
     app = kubelet.runtime.latest(uid, "app")
     await kubelet.delete("web", 12)
-    await until(lambda: kubelet.client.stored(PODS, "default", "web") is None, "the pod deleted")
+    # (the fake drops a deleting pod at its next write, so wait for the kubelet's own DELETE)
+    await until(lambda: kubelet.client.deletes, "the pod deleted")
     assert app.stop_timeout == 12
     assert kubelet.client.deletes == [{"name": "web", "grace_period_seconds": 0, "preconditions": {"uid": uid}}]
     actions = kubelet.client.actions
