@@ -84,9 +84,6 @@ class AllocationCheckpoint:
         """Whether the pod has been admitted (has an entry)."""
         return _uid(pod_or_uid) in self._pods
 
-    def uids(self) -> set[str]:
-        return set(self._pods)
-
     # --- writes --------------------------------------------------------------------------------------
 
     def set_allocated(self, pod: Mapping[str, Any], resources: Mapping[str, Any]) -> None:

@@ -63,7 +63,7 @@ class Kubelet:
         self.agent = NodeAgent(client, self.runtime, config.node, clock=clock, recorder=self.recorder)
         self.cache = RuntimeCache(self.runtime)
         self.pods = SharedInformer(client, PODS, field_selector=f"spec.nodeName={self.node_name}", clock=clock)
-        self.statuses = StatusManager(client, current=self._lookup)
+        self.statuses = StatusManager(client, current=self._lookup, clock=clock)
         self.prober = ProbeManager(self.runtime, clock=clock, on_change=self._wake, on_event=self.recorder.event)
         self.objects = ApiObjectSource(client, clock=clock)
         self.volumes = VolumeManager(config.node.root_dir, self.objects)

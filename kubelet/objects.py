@@ -3,7 +3,8 @@
 A container's environment and its configMap/secret volumes are built from API objects, and a pod with N
 containers would otherwise GET the same ConfigMap N times per start (and again on every volume refresh).
 :class:`ApiObjectSource` puts a short TTL cache in front of plain GETs/LISTs and shares one in-flight request
-between concurrent callers.
+between concurrent callers. Expired entries are swept out on access (at most once per TTL), so objects the
+kubelet stopped asking for — a deleted pod's ConfigMaps, a gone namespace's Services — do not pile up.
 
 Simplification relative to Kubernetes: the kubelet there keeps a watch-based cache of exactly the objects its
 pods reference; we use a TTL cache (default 10 s), so a changed object is seen within ``ttl`` seconds.
@@ -51,6 +52,7 @@ class ApiObjectSource:
         self._ttl = ttl
         self._cache: dict[tuple[str, str, str], tuple[float, Any]] = {}  # key -> (expires at, value)
         self._inflight: dict[tuple[str, str, str], asyncio.Future[Any]] = {}
+        self._next_sweep = clock.monotonic() + ttl
 
     async def config_map(self, namespace: str, name: str) -> dict | None:
         return await self._cached(("configmaps", namespace, name), lambda: self._get(CONFIG_MAPS, namespace, name))
@@ -60,10 +62,6 @@ class ApiObjectSource:
 
     async def services(self, namespace: str) -> list[dict]:
         return await self._cached(("services", namespace, ""), lambda: self._list(SERVICES, namespace))
-
-    def invalidate(self) -> None:
-        """Forget everything cached (the next read goes to the API server)."""
-        self._cache.clear()
 
     async def _get(self, resource: Resource, namespace: str, name: str) -> dict | None:
         try:
@@ -79,6 +77,7 @@ class ApiObjectSource:
 
     async def _cached(self, key: tuple[str, str, str], fetch: Callable[[], Awaitable[Any]]) -> Any:
         now = self._clock.monotonic()
+        self._evict_expired(now)
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
@@ -108,3 +107,12 @@ class ApiObjectSource:
             return value
         finally:
             self._inflight.pop(key, None)
+
+    def _evict_expired(self, now: float) -> None:
+        """Drop every expired entry, at most once per TTL: an entry lives at most two TTLs after its fetch, and a
+        read costs O(1) amortized."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._ttl
+        for key in [key for key, (expires, _) in self._cache.items() if expires <= now]:
+            del self._cache[key]

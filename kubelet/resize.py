@@ -11,8 +11,8 @@ A resize arrives as a pod whose spec resources (desired) differ from what the ku
    ``resizePolicy`` says ``RestartContainer`` for a changed resource is restarted instead
    (:func:`restart_needed`), and a memory limit is never lowered below what the container uses now
    (:func:`memory_decrease_refused`: the old limit stays, the resize stays in progress with an Error);
-4. reports ``allocatedResources`` and ``resources`` in the container statuses (:func:`allocated_status`,
-   :func:`status_resources`); the resize is in progress while :func:`needs_update` says the runtime
+4. reports ``resources`` in the container statuses (:func:`status_resources`; ``allocatedResources`` is
+   simply the allocated requests); the resize is in progress while :func:`needs_update` says the runtime
    does not yet run the allocated values.
 
 Simplified relative to Kubernetes 1.35: no resize priority queue (each pod is decided on its own
@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubelet.allocation import normalize, spec_resources
-from kubelet.resources import is_sidecar, milli_cpu_to_quota, milli_cpu_to_shares, pod_requests
-from machinery.quantity import BINARY_SI, Quantity, QuantityError, parse_quantity
+from kubelet.resources import milli_cpu_to_quota, milli_cpu_to_shares, pod_requests, scaled
+from machinery.podspec import is_sidecar
+from machinery.quantity import BINARY_SI, Quantity, parse_quantity_or_none
 from proto.cri import api_pb2 as cri
 
 RESIZABLE = ("cpu", "memory")
@@ -51,29 +52,13 @@ class ResizeDecision:
     message: str = ""
 
 
-def _quantity(value: Any) -> Quantity | None:
-    if value is None:
-        return None
-    try:
-        return parse_quantity(value)
-    except (QuantityError, TypeError, ValueError):
-        return None
-
-
-def _amount(name: str, value: Quantity | None) -> int:
-    """cpu in millicores, everything else in whole units (bytes for memory)."""
-    if value is None:
-        return 0
-    return value.milli_value() if name == "cpu" else value.value()
-
-
 def resources_equal(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Semantic equality of two ``{requests, limits}``: ``1`` equals ``1000m``, ``{}`` equals absent."""
     left, right = normalize(a), normalize(b)
     for key in ("requests", "limits"):
         names = set(left[key]) | set(right[key])
         for name in names:
-            x, y = _quantity(left[key].get(name)), _quantity(right[key].get(name))
+            x, y = parse_quantity_or_none(left[key].get(name)), parse_quantity_or_none(right[key].get(name))
             if (x is None) != (y is None) or (x is not None and x != y):
                 return False
     return True
@@ -114,20 +99,20 @@ def decide_resize(
         return ResizeDecision("none")
     wanted = pod_requests(pod)
     admitted = pod_requests(pod, resources=allocated)
-    if not any(_amount(r, wanted.get(r)) > _amount(r, admitted.get(r)) for r in RESIZABLE):
+    if not any(scaled(r, wanted.get(r)) > scaled(r, admitted.get(r)) for r in RESIZABLE):
         return ResizeDecision("apply")
-    capacity = {r: _quantity(node_allocatable.get(r)) for r in RESIZABLE}
+    capacity = {r: parse_quantity_or_none(node_allocatable.get(r)) for r in RESIZABLE}
     for name in ("memory", "cpu"):  # Kubernetes names memory first when both are too big
         cap = capacity[name]
-        if cap is not None and _amount(name, wanted.get(name)) > _amount(name, cap):
+        if cap is not None and scaled(name, wanted.get(name)) > scaled(name, cap):
             return ResizeDecision("infeasible", f"Node didn't have enough capacity: {name}, requested: "
-                                                f"{_amount(name, wanted.get(name))}, capacity: {_amount(name, cap)}")
+                                                f"{scaled(name, wanted.get(name))}, capacity: {scaled(name, cap)}")
     for name in ("cpu", "memory"):  # the admission (fit) check's order
         cap = capacity[name]
-        requested, used = _amount(name, wanted.get(name)), _amount(name, other_pods_requests.get(name))
-        if cap is not None and requested + used > _amount(name, cap):
+        requested, used = scaled(name, wanted.get(name)), scaled(name, other_pods_requests.get(name))
+        if cap is not None and requested + used > scaled(name, cap):
             return ResizeDecision("deferred", f"Node didn't have enough resource: {name}, requested: {requested}, "
-                                              f"used: {used}, capacity: {_amount(name, cap)}")
+                                              f"used: {used}, capacity: {scaled(name, cap)}")
     return ResizeDecision("apply")
 
 
@@ -208,12 +193,6 @@ def restart_needed(container: Mapping[str, Any], old_resources: Mapping[str, Any
                for name in changed_resources(old_resources, new_resources))
 
 
-def memory_limit(resources: Mapping[str, Any] | None) -> int | None:
-    """The memory limit in bytes, or None when there is none."""
-    parsed = _quantity(normalize(resources)["limits"].get("memory"))
-    return parsed.value() if parsed is not None else None
-
-
 def memory_decrease_refused(new_limit: int | None, usage_bytes: int) -> str | None:
     """A polite refusal when ``new_limit`` is below the container's current memory usage, else None.
 
@@ -238,7 +217,7 @@ def update_order(names: Iterable[str], old: Mapping[str, Mapping[str, Any]],
     def shrinks(name: str) -> bool:
         before, after = normalize(old.get(name))["limits"], normalize(new.get(name))["limits"]
         for resource in RESIZABLE:
-            was, now = _quantity(before.get(resource)), _quantity(after.get(resource))
+            was, now = parse_quantity_or_none(before.get(resource)), parse_quantity_or_none(after.get(resource))
             if was is not None and now is not None and now < was:
                 return True
         return False
@@ -247,11 +226,6 @@ def update_order(names: Iterable[str], old: Mapping[str, Mapping[str, Any]],
 
 
 # --- status fields ----------------------------------------------------------------------------------
-
-
-def allocated_status(allocated: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``containerStatuses[i].allocatedResources``: the allocated requests (a ResourceList)."""
-    return dict(normalize(allocated)["requests"])
 
 
 def status_resources(allocated: Mapping[str, Any] | None,
@@ -263,14 +237,15 @@ def status_resources(allocated: Mapping[str, Any] | None,
     out = normalize(allocated)
     requests, limits = out["requests"], out["limits"]
     if actual is not None:
-        cpu_request, cpu_limit = _quantity(requests.get("cpu")), _quantity(limits.get("cpu"))
+        cpu_request = parse_quantity_or_none(requests.get("cpu"))
+        cpu_limit = parse_quantity_or_none(limits.get("cpu"))
         if cpu_request is not None and actual.cpu_shares > 0 \
                 and milli_cpu_to_shares(cpu_request.milli_value()) != actual.cpu_shares:
             requests["cpu"] = str(Quantity.from_milli(actual.cpu_shares * 1000 // 1024))
         if cpu_limit is not None and actual.cpu_quota > 0 and actual.cpu_period > 0 \
                 and milli_cpu_to_quota(cpu_limit.milli_value(), actual.cpu_period) != actual.cpu_quota:
             limits["cpu"] = str(Quantity.from_milli(actual.cpu_quota * 1000 // actual.cpu_period))
-        mem_limit = _quantity(limits.get("memory"))
+        mem_limit = parse_quantity_or_none(limits.get("memory"))
         if mem_limit is not None and actual.memory_limit_in_bytes > 0 \
                 and mem_limit.value() != actual.memory_limit_in_bytes:
             limits["memory"] = str(Quantity.from_int(actual.memory_limit_in_bytes, BINARY_SI))

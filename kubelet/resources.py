@@ -2,7 +2,8 @@
 
 The kubelet turns each container's (allocated) resources into ``cri.LinuxContainerResources`` when it
 creates the container and again when it resizes it in place, places the pod's cgroup under the QoS
-tier of its class, and sums a pod's effective requests to decide whether a resize fits the node.
+tier of its class, and sums a pod's effective requests (to decide whether a resize fits the node) and
+limits (to size a memory-backed emptyDir).
 Everything here is pure: no I/O, never mutates its arguments.
 
 Simplified relative to Kubernetes (kubelet ``kuberuntime_container_linux.go`` and ``qos/policy.go``):
@@ -22,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from machinery.podspec import is_sidecar
 from machinery.qos import BEST_EFFORT, BURSTABLE, GUARANTEED, pod_qos_class
-from machinery.quantity import Quantity, QuantityError, parse_quantity
+from machinery.quantity import Quantity, parse_quantity_or_none
 from proto.cri import api_pb2 as cri
 
 CGROUP_ROOT = "/kubepods"
@@ -48,20 +50,6 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _items(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _quantity(value: Any) -> Quantity | None:
-    if value is None:
-        return None
-    try:
-        return parse_quantity(value)
-    except (QuantityError, TypeError, ValueError):
-        return None
-
-
-def is_sidecar(container: Obj) -> bool:
-    """An init container with ``restartPolicy: Always`` runs beside the app containers."""
-    return container.get("restartPolicy") == "Always"
 
 
 # --- QoS and cgroups --------------------------------------------------------------------------------
@@ -116,7 +104,8 @@ def container_resources(
     """
     res = _dict(container.get("resources") if resources is None else resources)
     requests, limits = _dict(res.get("requests")), _dict(res.get("limits"))
-    cpu_request, cpu_limit = _quantity(requests.get("cpu")), _quantity(limits.get("cpu"))
+    cpu_request = parse_quantity_or_none(requests.get("cpu"))
+    cpu_limit = parse_quantity_or_none(limits.get("cpu"))
     if (cpu_request is None or cpu_request.is_zero()) and cpu_limit is not None:
         cpu_request = cpu_limit
     out = cri.LinuxContainerResources(
@@ -136,7 +125,7 @@ def container_resources(
 
 
 def _memory_value(resource_list: Mapping[str, Any]) -> int:
-    parsed = _quantity(resource_list.get("memory"))
+    parsed = parse_quantity_or_none(resource_list.get("memory"))
     return max(parsed.value(), 0) if parsed is not None else 0
 
 
@@ -146,7 +135,7 @@ def hugepage_limits(limits: Mapping[str, Any]) -> list[cri.HugepageLimit]:
     for name, value in sorted(limits.items()):
         if not name.startswith(HUGEPAGES_PREFIX):
             continue
-        size, amount = _quantity(name[len(HUGEPAGES_PREFIX):]), _quantity(value)
+        size, amount = parse_quantity_or_none(name[len(HUGEPAGES_PREFIX):]), parse_quantity_or_none(value)
         if size is None or amount is None or size.value() <= 0:
             continue
         out.append(cri.HugepageLimit(page_size=hugepage_size_name(size.value()), limit=max(amount.value(), 0)))
@@ -204,7 +193,7 @@ def _smallest_app_memory_request(pod: Obj) -> int:
 
 def _add_into(total: dict[str, Quantity], resource_list: Any) -> None:
     for name, value in _dict(resource_list).items():
-        parsed = _quantity(value)
+        parsed = parse_quantity_or_none(value)
         if parsed is not None:
             total[name] = total[name] + parsed if name in total else parsed
 
@@ -215,42 +204,56 @@ def _max_into(total: dict[str, Quantity], other: Mapping[str, Quantity]) -> None
             total[name] = value
 
 
-def _requests_of(container: Obj, overrides: Mapping[str, Mapping[str, Any]] | None) -> Any:
+def _list_of(container: Obj, overrides: Mapping[str, Mapping[str, Any]] | None, key: str) -> Any:
     if overrides is not None and container.get("name") in overrides:
-        return _dict(overrides[container["name"]]).get("requests")
-    return _dict(container.get("resources")).get("requests")
+        return _dict(overrides[container["name"]]).get(key)
+    return _dict(container.get("resources")).get(key)
 
 
-def pod_requests(pod: Obj, resources: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Quantity]:
-    """The pod's effective requests, as the scheduler computes them (``resourcehelper.PodRequests``).
+def pod_requests(pod: Obj, resources: Mapping[str, Mapping[str, Any]] | None = None, *,
+                 key: str = "requests") -> dict[str, Quantity]:
+    """The pod's effective requests, as the scheduler computes them (``resourcehelper.PodRequests``), or with
+    ``key="limits"`` its effective limits (``PodLimits``, what the pod's cgroup is sized from).
 
     App containers and sidecars add up; each regular init container runs beside the sidecars started
     before it, so the pod needs the largest such moment if that is more; pod-level
-    ``spec.resources.requests`` replace the containers' figure for the resources they name; overhead
-    comes on top. ``resources`` (container name → ``{requests, limits}``) overrides the spec's, e.g.
-    with the allocated resources.
+    ``spec.resources[key]`` replace the containers' figure for the resources they name; overhead
+    comes on top (for limits only on the resources that have one). ``resources`` (container name →
+    ``{requests, limits}``) overrides the spec's, e.g. with the allocated resources. A container without
+    a value for a resource adds nothing: for limits the caller decides whether that means "unlimited".
     """
+    if key not in ("requests", "limits"):
+        raise ValueError(f"pod_requests: key must be 'requests' or 'limits', not {key!r}")
     spec = _dict(pod.get("spec"))
     total: dict[str, Quantity] = {}
     for container in _items(spec.get("containers")):
-        _add_into(total, _requests_of(container, resources))
+        _add_into(total, _list_of(container, resources, key))
     sidecars: dict[str, Quantity] = {}
     init_peak: dict[str, Quantity] = {}
     for container in _items(spec.get("initContainers")):
-        requests = _requests_of(container, resources)
+        values = _list_of(container, resources, key)
         if is_sidecar(container):
-            _add_into(sidecars, requests)
+            _add_into(sidecars, values)
             moment = dict(sidecars)
         else:
             moment = dict(sidecars)
-            _add_into(moment, requests)
+            _add_into(moment, values)
         _max_into(init_peak, moment)
     for name, value in sidecars.items():
         total[name] = total[name] + value if name in total else value
     _max_into(total, init_peak)
-    for name, value in _dict(_dict(spec.get("resources")).get("requests")).items():
-        parsed = _quantity(value)
+    for name, value in _dict(_dict(spec.get("resources")).get(key)).items():
+        parsed = parse_quantity_or_none(value)
         if parsed is not None:
             total[name] = parsed
-    _add_into(total, spec.get("overhead"))
+    overhead = _dict(spec.get("overhead"))
+    _add_into(total, overhead if key == "requests" else {n: v for n, v in overhead.items() if n in total})
     return total
+
+
+def scaled(name: str, quantity: Quantity | None) -> int:
+    """The integer the kubelet compares for resource ``name``: cpu in millicores, everything else in whole units
+    (bytes for memory); 0 for None."""
+    if quantity is None:
+        return 0
+    return quantity.milli_value() if name == "cpu" else quantity.value()

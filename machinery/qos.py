@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from machinery.quantity import Quantity, QuantityError, parse_quantity
+from machinery.quantity import Quantity, parse_quantity_or_none
 
 QOS_RESOURCES = ("cpu", "memory")
 GUARANTEED = "Guaranteed"
@@ -34,20 +34,11 @@ def _containers(spec: Mapping[str, Any], kind: str) -> Iterator[dict[str, Any]]:
             yield item
 
 
-def _quantity(value: Any) -> Quantity | None:
-    if value is None:
-        return None
-    try:
-        return parse_quantity(value)
-    except (QuantityError, TypeError, ValueError):
-        return None
-
-
 def _add_positive(totals: dict[str, Quantity], resources: Any) -> set[str]:
     """Add the positive cpu/memory values into ``totals``; return which were found."""
     found = set()
     for name, value in _as_dict(resources).items():
-        parsed = _quantity(value)
+        parsed = parse_quantity_or_none(value)
         if name not in QOS_RESOURCES or parsed is None or parsed.sign() <= 0:
             continue
         found.add(name)

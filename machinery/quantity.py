@@ -342,3 +342,15 @@ def parse_quantity(value: str | int | float | Quantity) -> Quantity:
     if isinstance(value, str):
         return _parse_cached(value.strip())
     raise QuantityError(FORMAT_WRONG)
+
+
+def parse_quantity_or_none(value: object) -> Quantity | None:
+    """:func:`parse_quantity` for readers that tolerate bad input: None for None, a wrong type or a string
+    that is not a quantity (never raises). For code that reads stored objects (validated elsewhere) and
+    must treat what it cannot read as absent."""
+    if value is None:
+        return None
+    try:
+        return parse_quantity(value)  # type: ignore[arg-type]  # any other type is refused with QuantityError
+    except (QuantityError, TypeError, ValueError):
+        return None

@@ -8,7 +8,8 @@ Node's ``status.addresses`` and port ``status.daemonEndpoints.kubeletEndpoint.Po
   long as ``follow`` keeps it going);
 - ``pods/x/exec`` and ``pods/x/attach`` are WebSocket upgrades (``v5.channel.k8s.io``, ``v4.channel.k8s.io``,
   ``channel.k8s.io``; kubectl ≥ 1.30 offers v5): the API server opens a WebSocket to the kubelet's ``/exec`` or
-  ``/attach`` with the same subprotocols and relays messages both ways.
+  ``/attach`` with the same subprotocols and relays messages both ways (:func:`machinery.wsrelay.relay`, the
+  kubelet's relay to its runtime too).
 
 Errors found before contacting the kubelet (pod, container, phase, node) are HTTP ``metav1.Status`` answers, so
 kubectl's SPDY fallback (a POST with ``Upgrade: SPDY/3.1``) repeats the same validation and prints the same
@@ -21,7 +22,6 @@ client certificate) until the security work lands.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from apiserver.registry.errors import interpret
 from apiserver.server import codec
@@ -40,6 +40,7 @@ from apiserver.server.params import int_param, truthy
 from apiserver.storage.errors import StorageError
 from machinery import errors as api
 from machinery.meta import format_rfc3339, parse_rfc3339
+from machinery.wsrelay import relay
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ ERROR_CHANNEL = 3
 CONNECT_TIMEOUT_S = 10.0
 LOG_READ_TIMEOUT_S = 60.0  # without follow; a followed log may stay quiet for as long as the container runs
 MAX_MESSAGE = 16 << 20
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # PodLogOptions' integer fields are int64
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             429: "TooManyRequests", 503: "ServiceUnavailable", 504: "Timeout"}
 
@@ -158,6 +160,9 @@ def _log_query(request: Request, name: str) -> dict[str, str]:
                                  ("sinceSeconds", 1, "must be greater than 0")):
         value = int_param(params, field)
         if value is not None:
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise api.bad_request(f'invalid value for {field}: "{params[field]}" is out of range (a 64-bit '
+                                      "signed integer)")
             if value < minimum:
                 problems.append(api.invalid_value(field, value, rule))
             query[field] = str(value)
@@ -292,7 +297,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
         await _send_failure(websocket, protocol, err)
         return
     await websocket.accept(subprotocol=backend.subprotocol)
-    await _relay(websocket, backend)
+    await relay(websocket, backend)
 
 
 async def _deny(websocket: WebSocket, err: api.StatusError) -> None:
@@ -325,37 +330,3 @@ async def _send_failure(websocket: WebSocket, protocol: str | None, err: api.Sta
     with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
         await websocket.send_bytes(bytes([ERROR_CHANNEL]) + payload)
         await websocket.close()
-
-
-async def _relay(client: WebSocket, backend: ClientConnection) -> None:
-    """Copy messages both ways until either side closes; then close the other."""
-    upstream = asyncio.create_task(_client_to_backend(client, backend))
-    downstream = asyncio.create_task(_backend_to_client(backend, client))
-    try:
-        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (upstream, downstream):
-            task.cancel()
-        await asyncio.gather(upstream, downstream, return_exceptions=True)
-        await backend.close()
-        with contextlib.suppress(Exception):
-            await client.close()
-
-
-async def _client_to_backend(client: WebSocket, backend: ClientConnection) -> None:
-    with contextlib.suppress(WebSocketDisconnect, ConnectionClosed):
-        while True:
-            message = await client.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            await backend.send(data if data is not None else message.get("text") or "")
-
-
-async def _backend_to_client(backend: ClientConnection, client: WebSocket) -> None:
-    with contextlib.suppress(WebSocketDisconnect, ConnectionClosed, OSError, RuntimeError):
-        async for message in backend:
-            if isinstance(message, bytes):
-                await client.send_bytes(message)
-            else:
-                await client.send_text(message)

@@ -20,11 +20,7 @@ CONTAINER_HASH = "io.kubernetes.container.hash"  # changes when the spec fields 
 TERMINATION_MESSAGE_PATH = "io.kubernetes.container.terminationMessagePath"
 TERMINATION_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
 TERMINATION_GRACE = "io.kubernetes.pod.terminationGracePeriod"
-PRE_STOP_HANDLER = "io.kubernetes.container.preStopHandler"
 CONTAINER_KIND = "kubemini.io/container-kind"  # "init", "sidecar" or "regular"
-
-# Sandbox annotations.
-POD_SPEC_HASH = "kubemini.io/pod-hash"
 
 
 def pod_labels(pod: Mapping) -> dict[str, str]:

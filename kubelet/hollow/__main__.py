@@ -15,9 +15,10 @@ from typing import NoReturn
 
 import uvloop
 
-from kubelet.hollow.config import HollowConfig, parse_node_labels, parse_node_taints
+from kubelet.hollow.config import HollowConfig
 from kubelet.hollow.fleet import HollowFleet
 from kubelet.hollow.metrics import HollowMetrics
+from kubelet.node.config import parse_node_labels, parse_taints
 from machinery.client import ApiClient, ConfigError
 from machinery.component import add_component_flags, component_settings, serve_component
 from machinery.logs import configure_logging
@@ -63,11 +64,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> HollowConfig:
-    """The fleet configuration the flags describe; ValueError (one line) when they are wrong."""
+    """The fleet configuration the flags describe; ValueError (one line, naming the flag) when they are wrong."""
+    try:
+        labels = parse_node_labels(args.node_labels)
+    except ValueError as err:
+        raise ValueError(f"--node-labels: {err}") from None
+    try:
+        taints = parse_taints(args.node_taints)
+    except ValueError as err:
+        raise ValueError(f"--node-taints: {err}") from None
     return HollowConfig(
         nodes=args.nodes, name_prefix=args.name_prefix, cpu=args.cpu, memory=args.memory, pods=args.pods,
-        ephemeral_storage=args.ephemeral_storage, labels=parse_node_labels(args.node_labels),
-        taints=parse_node_taints(args.node_taints), pod_ready_delay=args.pod_ready_delay,
+        ephemeral_storage=args.ephemeral_storage, labels=labels, taints=taints, pod_ready_delay=args.pod_ready_delay,
         lease_duration=args.node_lease_duration_seconds, status_report_interval=args.node_status_report_frequency,
         concurrency=args.concurrency)
 

@@ -1,8 +1,9 @@
 """What a fleet of hollow nodes looks like: sizes, labels, taints, timings, and each node's fake network.
 
-:class:`HollowConfig` is built once from the command line (:func:`parse_node_labels` and
-:func:`parse_node_taints` turn ``--node-labels`` / ``--node-taints`` text into objects, raising
-``ValueError`` with a one-line message on bad input). Every node gets a deterministic identity from its
+:class:`HollowConfig` is built once from the command line (the real node agent's
+:func:`kubelet.node.config.parse_node_labels` and :func:`~kubelet.node.config.parse_taints` turn
+``--node-labels`` / ``--node-taints`` text into objects, and its label and taint checks validate them), raising
+``ValueError`` with a one-line message naming the flag on bad input. Every node gets a deterministic identity from its
 index: name ``<prefix><index>``, InternalIP ``10.128.0.0 + index + 1`` (inside 10.128.0.0/9) and pod CIDR
 the index-th /24 of 10.0.0.0/9 — fake addresses nothing routes to, distinct per node so pods across the
 fleet get distinct podIPs (two fleets with different prefixes reuse the same ranges; nothing cares).
@@ -14,14 +15,14 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kubelet.node.config import label_problems, taint_problems
 from machinery.quantity import QuantityError, parse_quantity
-from machinery.validation import is_dns1123_subdomain, is_qualified_name, is_valid_label_value
+from machinery.validation import is_dns1123_subdomain
 
 HOLLOW_LABEL = "kubemini.io/hollow"
 POD_NETWORK = ipaddress.IPv4Network("10.0.0.0/9")  # /24 per node: 32,768 nodes
 NODE_NETWORK = ipaddress.IPv4Network("10.128.0.0/9")
 MAX_NODES = 2 ** (24 - POD_NETWORK.prefixlen)
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class HollowConfig:
                 raise ValueError(f"{flag} {value!r} is not a quantity: {exc}") from None
             if quantity.sign() < 0:
                 raise ValueError(f"{flag} must not be negative (got {value})")
+        for flag, problems in (("--node-labels", label_problems(self.labels)),
+                               ("--node-taints", [p for taint in self.taints for p in taint_problems(taint)])):
+            if problems:
+                raise ValueError(f"{flag}: {problems[0]}")
         if not 1 <= self.pods <= 250:
             raise ValueError(f"--pods must be between 1 and 250, the addresses of one /24 pod CIDR (got {self.pods})")
         if self.pod_ready_delay < 0:
@@ -91,36 +96,3 @@ def node_ip(index: int) -> str:
 def pod_cidr(index: int) -> str:
     """The fake pod CIDR (a /24) of node ``index``."""
     return str(ipaddress.IPv4Network((int(POD_NETWORK.network_address) + (index << 8), 24)))
-
-
-def parse_node_labels(text: str) -> dict[str, str]:
-    """``k=v,k2=v2`` → dict; ValueError on a malformed pair, key or value."""
-    labels: dict[str, str] = {}
-    for pair in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--node-labels: {pair!r} is not key=value")
-        problems = is_qualified_name(key) or is_valid_label_value(value)
-        if problems:
-            raise ValueError(f"--node-labels: {pair!r}: {problems[0]}")
-        labels[key] = value
-    return labels
-
-
-def parse_node_taints(text: str) -> tuple[dict[str, str], ...]:
-    """``key[=value]:Effect,...`` (kubelet's --register-with-taints) → taint dicts; ValueError when malformed."""
-    taints: list[dict[str, str]] = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        head, sep, effect = item.rpartition(":")
-        if not sep or effect not in TAINT_EFFECTS:
-            raise ValueError(f"--node-taints: {item!r} is not key[=value]:Effect with Effect one of "
-                             f"{', '.join(TAINT_EFFECTS)}")
-        key, _, value = head.partition("=")
-        problems = is_qualified_name(key) or is_valid_label_value(value)
-        if problems:
-            raise ValueError(f"--node-taints: {item!r}: {problems[0]}")
-        taint = {"key": key, "effect": effect}
-        if value:
-            taint["value"] = value
-        taints.append(taint)
-    return tuple(taints)

@@ -3,7 +3,9 @@
 Pure functions of the configuration, the node's index and the time, so they are unit-tested without
 a server. They describe what a healthy kubelet on a healthy machine reports: the Ready condition True
 (``KubeletReady``), the three pressure conditions False, capacity = allocatable from the flags,
-nodeInfo, an InternalIP and Hostname address, the kubelet's daemon endpoint and a pod CIDR.
+nodeInfo, an InternalIP and Hostname address, the kubelet's daemon endpoint and a pod CIDR. The condition
+texts, ``kubeletVersion``, the addresses and the Lease bodies come from the real node agent's pure functions
+(:mod:`kubelet.node.status`, :mod:`kubelet.node.lease`), so a hollow node cannot drift from a real one.
 
 Simplified relative to Kubernetes: no images list, no volumes, allocatable is not reduced by system
 reservations, and the node never reports pressure or NotReady.
@@ -17,30 +19,26 @@ from datetime import datetime
 from typing import Any
 
 from kubelet.hollow.config import HollowConfig, node_ip, pod_cidr
-from machinery.meta import format_rfc3339, format_rfc3339_micro
+from kubelet.node.lease import LEASE_NAMESPACE, new_lease
+from kubelet.node.lease import renewed_lease as renew_node_lease
+from kubelet.node.status import KUBELET_VERSION, addresses, healthy_conditions
+from machinery.meta import format_rfc3339
 
 Obj = dict[str, Any]
 
-NODE_LEASE_NAMESPACE = "kube-node-lease"
-KUBELET_VERSION = "v1.35.0-kubemini"
+NODE_LEASE_NAMESPACE = LEASE_NAMESPACE
 RUNTIME_VERSION = "hollow://1.35.0"
 KUBELET_PORT = 10250
 
-# (type, status, reason, message) of a healthy node, in the kubelet's order
-HEALTHY_CONDITIONS = (
-    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-)
+HEALTHY_CONDITIONS = tuple(healthy_conditions())  # the real node agent's texts, in the kubelet's order
 
 
 def node_conditions(heartbeat: datetime, transition: datetime) -> list[Obj]:
     """The four conditions of a healthy node, heartbeating at ``heartbeat``, unchanged since ``transition``."""
     beat, since = format_rfc3339(heartbeat), format_rfc3339(transition)
-    return [{"type": kind, "status": status, "reason": reason, "message": message,
+    return [{"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
              "lastHeartbeatTime": beat, "lastTransitionTime": since}
-            for kind, status, reason, message in HEALTHY_CONDITIONS]
+            for c in HEALTHY_CONDITIONS]
 
 
 def _stable_id(name: str, salt: str) -> str:
@@ -57,7 +55,7 @@ def node_status(config: HollowConfig, index: int, now: datetime) -> Obj:
         "capacity": dict(resources),
         "allocatable": dict(resources),
         "conditions": node_conditions(now, now),
-        "addresses": [{"type": "InternalIP", "address": node_ip(index)}, {"type": "Hostname", "address": name}],
+        "addresses": addresses(name, node_ip(index)),
         "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
         "nodeInfo": {
             "machineID": _stable_id(name, "machine"), "systemUUID": str(uuid.UUID(_stable_id(name, "system"))),
@@ -97,18 +95,9 @@ def heartbeat_patch(now: datetime, transition: datetime) -> Obj:
 
 def lease_object(config: HollowConfig, name: str, node_uid: str, now: datetime) -> Obj:
     """The node's Lease in kube-node-lease, owned by its Node (so deleting the node deletes it)."""
-    meta: Obj = {"name": name, "namespace": NODE_LEASE_NAMESPACE}
-    if node_uid:
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}]
-    return {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": config.lease_duration,
-                 "renewTime": format_rfc3339_micro(now)},
-    }
+    return new_lease(name, config.lease_duration, now, owner={"metadata": {"name": name, "uid": node_uid}})
 
 
 def renewed_lease(lease: Obj, config: HollowConfig, now: datetime) -> Obj:
     """``lease`` (not mutated) with renewTime ``now``; its resourceVersion makes the PUT a compare-and-swap."""
-    spec = {**(lease.get("spec") or {}), "holderIdentity": lease["metadata"]["name"],
-            "leaseDurationSeconds": config.lease_duration, "renewTime": format_rfc3339_micro(now)}
-    return {**lease, "spec": spec}
+    return renew_node_lease(lease, lease["metadata"]["name"], config.lease_duration, now)

@@ -28,6 +28,7 @@ from machinery.client import PODS, ApiClient
 from machinery.clock import Clock
 from machinery.errors import StatusError, is_conflict, is_not_found
 from machinery.meta import format_rfc3339, key_of, name_of, namespace_of, split_key, uid_of
+from machinery.podspec import is_sidecar
 from machinery.workqueue import QueueShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def running_status(pod: Mapping[str, Any], *, host_ip: str, pod_ip: str, now: da
             condition["observedGeneration"] = generation
         conditions.append(condition)
     conditions.extend(previous.values())  # readiness gates and other owners' conditions stay
-    init = [_running(c, uid, start) if c.get("restartPolicy") == "Always" else _completed(c, uid, start)
+    init = [_running(c, uid, start) if is_sidecar(c) else _completed(c, uid, start)
             for c in spec.get("initContainers") or () if isinstance(c, dict)]
     status: Obj = {
         "phase": "Running", "conditions": conditions,

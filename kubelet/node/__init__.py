@@ -1,7 +1,9 @@
 """The kubelet's node agent: registering the Node, reporting its status and renewing its Lease.
 
 Everything else in the kubelet reads the node through :class:`NodeAgent` (``node``, ``node_ip``,
-``allocatable()``) and pokes it with ``request_status_update()`` when the runtime changes. Modules:
+``allocatable()``). The agent notices runtime changes on its own, at its next status tick
+(``status_update_frequency``, 10 s); ``request_status_update()`` can skip that wait, but nothing in the kubelet
+calls it yet. Modules:
 :mod:`.config` (the flags), :mod:`.host` (facts about the machine), :mod:`.runtime_state` (what CRI says),
 :mod:`.pressure` (eviction signals), :mod:`.status` (building the status), :mod:`.registration` (the Node
 object), :mod:`.lease` (the heartbeat) and :mod:`.agent` (the loops).

@@ -2,7 +2,8 @@
 
 :class:`NodeConfig` is validated when it is built, so a bad ``--node-labels`` value, taint or quantity is
 reported as one clear :class:`ValueError` at start-up instead of a 422 from the API server (or a traceback)
-minutes later.
+minutes later. The flag syntax (:func:`parse_node_labels`, :func:`parse_taints`) and the label and taint checks
+(:func:`label_problems`, :func:`taint_problems`) are pure functions the hollow nodes reuse.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from machinery.quantity import QuantityError, parse_quantity
-from machinery.validation import is_dns1123_subdomain, is_qualified_name, is_valid_cidr, validate_labels
+from machinery.validation import (
+    is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_cidr,
+    is_valid_label_value,
+    validate_labels,
+)
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -57,9 +64,9 @@ def config_problems(config: NodeConfig) -> list[str]:
         problems.append(f"node IP {config.node_ip!r}: not an IP address")
     if config.pod_cidr is not None:
         problems += [f"pod CIDR {config.pod_cidr!r}: {m}" for m in is_valid_cidr(config.pod_cidr)]
-    problems += [f"node {e}" for e in validate_labels(config.labels, "labels")]
+    problems += label_problems(config.labels)
     for taint in config.taints:
-        problems += _taint_problems(taint)
+        problems += taint_problems(taint)
     for what, resources in (("capacity override", config.capacity_overrides),
                             ("system-reserved", config.system_reserved)):
         problems += _quantity_problems(what, resources)
@@ -83,11 +90,19 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _taint_problems(taint: object) -> list[str]:
+def label_problems(labels: Mapping[str, str]) -> list[str]:
+    """What is wrong with the labels a node registers with (keys qualified names, values label values)."""
+    return [f"node {e}" for e in validate_labels(labels, "labels")]
+
+
+def taint_problems(taint: object) -> list[str]:
+    """What is wrong with one taint to register with: key a qualified name, value a label value, a known effect."""
     if not isinstance(taint, Mapping):
         return [f"taint {taint!r}: must be a mapping with key, value and effect"]
     key, effect = taint.get("key") or "", taint.get("effect") or ""
     problems = [f"taint key {key!r}: {m}" for m in is_qualified_name(str(key))]
+    problems += [f"taint {key}: value {taint.get('value')!r}: {m}"
+                 for m in is_valid_label_value(str(taint.get("value") or ""))]
     if effect not in TAINT_EFFECTS:
         problems.append(f"taint {key}: effect {effect!r} is not one of {', '.join(TAINT_EFFECTS)}")
     return problems

@@ -7,19 +7,23 @@ the Node is not known yet the Lease is created without one and the owner is fill
 A renewal PUTs the last Lease read, so it is one request; a conflict or a missing Lease makes it read (or
 create) the Lease again. A failed renewal is retried after 200 ms, doubling up to 7 s. The API server
 creates the ``kube-node-lease`` namespace at start-up; should it be missing, it is created here.
+
+The Lease bodies come from two pure functions, :func:`new_lease` and :func:`renewed_lease`, which the hollow
+nodes (:mod:`kubelet.hollow`) use too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from kubelet.node.registration import owner_reference
 from machinery.client import LEASES, NAMESPACES, ApiClient
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_already_exists, is_conflict, is_not_found
-from machinery.meta import deep_copy, micro_time_now, uid_of
+from machinery.meta import micro_time_now, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,32 @@ LEASE_NAMESPACE = "kube-node-lease"
 RETRY_INITIAL = 0.2  # seconds after a failed renewal
 RETRY_MAX = 7.0
 UPDATE_ATTEMPTS = 5  # conflicts re-read and retried at once, this many times per renewal
+
+
+def new_lease(node_name: str, duration: int, now: datetime, *,
+              owner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Lease ``kube-node-lease/<node_name>`` to create: held by the node, renewed ``now``, owned by ``owner``
+    (the Node) when it is given and has a uid."""
+    body = {"apiVersion": LEASES.api_version, "kind": LEASES.kind,
+            "metadata": {"name": node_name, "namespace": LEASE_NAMESPACE}, "spec": {}}
+    return renewed_lease(body, node_name, duration, now, owner=owner)
+
+
+def renewed_lease(lease: Mapping[str, Any], holder: str, duration: int, now: datetime, *,
+                  owner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``lease`` held by ``holder`` for ``duration`` seconds and renewed ``now``; with an ``owner`` (the
+    Node, once it has a uid) also owned by that Node, replacing any other Node owner. ``lease`` is not mutated;
+    only the parts that change are copied (the rest is shared), so it stays cheap for many hollow nodes. The
+    copy keeps ``lease``'s resourceVersion, which makes the PUT a compare-and-swap."""
+    renewed = {**lease, "metadata": dict(lease.get("metadata") or {}),
+               "spec": {**(lease.get("spec") or {}), "holderIdentity": holder, "leaseDurationSeconds": duration,
+                        "renewTime": micro_time_now(now)}}
+    if owner is not None and uid_of(owner):
+        refs = renewed["metadata"].get("ownerReferences") or []
+        if not any(r.get("kind") == "Node" and r.get("uid") == uid_of(owner) for r in refs):
+            others = [r for r in refs if r.get("kind") != "Node"]
+            renewed["metadata"]["ownerReferences"] = [*others, owner_reference(owner)]
+    return renewed
 
 
 class NodeLease:
@@ -94,8 +124,7 @@ class NodeLease:
         return await self.client.get(LEASES, self.node_name, LEASE_NAMESPACE), False
 
     async def _create(self) -> dict[str, Any]:
-        body = self._renewed({"apiVersion": LEASES.api_version, "kind": LEASES.kind,
-                              "metadata": {"name": self.node_name, "namespace": LEASE_NAMESPACE}, "spec": {}})
+        body = new_lease(self.node_name, self.duration, self.clock.now(), owner=self.owner())
         try:
             return await self.client.create(LEASES, body, LEASE_NAMESPACE)
         except StatusError as err:
@@ -115,13 +144,4 @@ class NodeLease:
 
     def _renewed(self, lease: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``lease`` held by this node, renewed now, owned by the current Node when known."""
-        renewed = deep_copy(lease)
-        renewed["spec"] = {**(renewed.get("spec") or {}), "holderIdentity": self.node_name,
-                           "leaseDurationSeconds": self.duration, "renewTime": micro_time_now(self.clock.now())}
-        node = self.owner()
-        if node is not None and uid_of(node):
-            refs = renewed["metadata"].get("ownerReferences") or []
-            if not any(r.get("kind") == "Node" and r.get("uid") == uid_of(node) for r in refs):
-                others = [r for r in refs if r.get("kind") != "Node"]
-                renewed["metadata"]["ownerReferences"] = [*others, owner_reference(node)]
-        return renewed
+        return renewed_lease(lease, self.node_name, self.duration, self.clock.now(), owner=self.owner())

@@ -114,11 +114,19 @@ def pressure_condition(condition_type: str, under_pressure: bool) -> Condition:
     return Condition(condition_type, "True" if under_pressure else "False", reason, message)
 
 
+READY_CONDITION = Condition(READY, "True", "KubeletReady", "kubelet is posting ready status")
+
+
+def healthy_conditions() -> list[Condition]:
+    """The conditions of a node without pressure whose runtime is ready, in the kubelet's order."""
+    return [*(pressure_condition(kind, False) for kind in CONDITION_TYPES if kind != READY), READY_CONDITION]
+
+
 def ready_condition(runtime: RuntimeState) -> Condition:
     """Ready follows the runtime only (like Kubernetes, not the pressure conditions)."""
     problems = runtime_problems(runtime)
     if not problems:
-        return Condition(READY, "True", "KubeletReady", "kubelet is posting ready status")
+        return READY_CONDITION
     message = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
     return Condition(READY, "False", "KubeletNotReady", message)
 

@@ -35,6 +35,7 @@ class Start:
     kind: str  # "init", "sidecar" or "regular"
     attempt: int
     restart_count: int
+    after_exit: bool = False  # the previous instance exited (a crash-loop restart, counted by the backoff)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class PodActions:
 def _start(container: Any, kind: str, latest: ContainerRecord | None) -> Start:
     if latest is None:
         return Start(dict(container), kind, 0, 0)
-    return Start(dict(container), kind, latest.attempt + 1, latest.restart_count + 1)
+    return Start(dict(container), kind, latest.attempt + 1, latest.restart_count + 1, after_exit=latest.exited)
 
 
 def compute_pod_actions(pod: Any, runtime: PodRuntime, verdicts: Verdicts) -> PodActions:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubelet.resources import pod_requests
+from kubelet.resources import pod_requests, scaled
 from machinery.nodeaffinity import compile_node_selector, node_selector_matches
-from machinery.quantity import Quantity, parse_quantity
+from machinery.quantity import Quantity, parse_quantity_or_none
 from machinery.taints import NO_EXECUTE, NO_SCHEDULE, find_untolerated_taint
 
 Pod = Mapping[str, Any]
@@ -38,20 +38,9 @@ def admit(pod: Pod, node: Mapping[str, Any], running: Iterable[Pod]) -> Rejectio
     return None
 
 
-def _quantity(value: Any) -> Quantity | None:
-    try:
-        return parse_quantity(value)
-    except (ValueError, TypeError):
-        return None
-
-
-def _scaled(name: str, q: Quantity) -> int:
-    return q.milli_value() if name == "cpu" else q.value()
-
-
 def _fits_resources(pod: Pod, node: Mapping[str, Any], running: list[Pod]) -> Rejection | None:
     allocatable = (node.get("status") or {}).get("allocatable") or {}
-    pods_allowed = _quantity(allocatable.get("pods"))
+    pods_allowed = parse_quantity_or_none(allocatable.get("pods"))
     if pods_allowed is not None and len(running) + 1 > pods_allowed.value():
         return Rejection("OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: "
                                       f"{len(running)}, capacity: {pods_allowed.value()}")
@@ -63,13 +52,13 @@ def _fits_resources(pod: Pod, node: Mapping[str, Any], running: list[Pod]) -> Re
     for name, q in sorted(wanted.items()):
         if q.is_zero():
             continue
-        capacity = _quantity(allocatable.get(name))
+        capacity = parse_quantity_or_none(allocatable.get(name))
         have = capacity if capacity is not None else Quantity()
         in_use = used.get(name, Quantity())
         if in_use + q > have:
             return Rejection(f"OutOf{name}", f"Node didn't have enough resource: {name}, requested: "
-                                             f"{_scaled(name, q)}, used: {_scaled(name, in_use)}, capacity: "
-                                             f"{_scaled(name, have)}")
+                                             f"{scaled(name, q)}, used: {scaled(name, in_use)}, capacity: "
+                                             f"{scaled(name, have)}")
     return None
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from machinery.podspec import is_sidecar
+
 Pod = Mapping[str, Any]
 Container = Mapping[str, Any]
 
@@ -27,10 +29,6 @@ def init_containers(pod: Pod) -> list[Container]:
 
 def regular_containers(pod: Pod) -> list[Container]:
     return list(spec(pod).get("containers") or [])
-
-
-def is_sidecar(container: Container) -> bool:
-    return container.get("restartPolicy") == "Always"
 
 
 def sidecars(pod: Pod) -> list[Container]:

@@ -26,6 +26,7 @@ from kubelet import metrics
 from kubelet.pods.status import OWNED_CONDITIONS
 from machinery.client import ApiClient
 from machinery.client.resources import PODS
+from machinery.clock import REAL_CLOCK, Clock
 from machinery.errors import StatusError, is_conflict, is_invalid, is_not_found
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ class _Entry:
 
 class StatusManager:
     def __init__(self, client: ApiClient, *, writers: int = WRITERS,
-                 current: PodLookup = lambda namespace, name: None) -> None:
+                 current: PodLookup = lambda namespace, name: None, clock: Clock = REAL_CLOCK) -> None:
         self.client = client
+        self.clock = clock
         self.writers = writers
         self.current = current
         self._desired: dict[str, _Entry] = {}
@@ -103,6 +105,9 @@ class StatusManager:
             entry = self._desired.get(uid)
             if entry is None or uid in self._in_flight:
                 continue
+            if entry.status == self._written.get(uid):  # changed and changed back before it was sent
+                self._mark_written(uid, entry.version)
+                continue
             self._in_flight.add(uid)
             try:
                 await self._write(uid, entry)
@@ -122,7 +127,7 @@ class StatusManager:
 
     async def _retry_later(self, uid: str, entry: _Entry, err: Exception) -> None:
         log.warning("writing the status of pod %s/%s failed (will retry): %s", entry.namespace, entry.name, err)
-        await asyncio.sleep(RETRY_DELAY)
+        await self.clock.sleep(RETRY_DELAY)
 
     async def _write(self, uid: str, entry: _Entry) -> None:
         status = dict(entry.status)
@@ -149,9 +154,10 @@ class StatusManager:
 
 
 def merge_conditions(current: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The pod's conditions others own, as they are now, followed by the ones the kubelet owns (ours)."""
+    """The pod's conditions others own, as they are now, followed by the ones the kubelet owns (ours); the
+    PodScheduled the kubelet adds for a pod bound directly is kept when the pod has none."""
     owned = [c for c in ours if c.get("type") in OWNED_CONDITIONS]
     theirs = [c for c in current if c.get("type") not in OWNED_CONDITIONS]
-    known = {c.get("type") for c in theirs}
-    extra = [c for c in ours if c.get("type") not in OWNED_CONDITIONS and c.get("type") not in known]
-    return theirs + extra + owned
+    scheduled = [c for c in ours if c.get("type") == "PodScheduled"
+                 and not any(t.get("type") == "PodScheduled" for t in theirs)]
+    return scheduled + theirs + owned

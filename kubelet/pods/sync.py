@@ -55,6 +55,7 @@ class PodNotes:
     extra_conditions: list[dict] = field(default_factory=list)         # PodResizePending / PodResizeInProgress
     last_status: dict[str, Any] | None = None                          # the status the last sync computed
     failure: tuple[str, str] | None = None                             # (reason, message): failed for good
+    sandbox_failed_at: float | None = None                             # epoch seconds of the last failed RunPodSandbox
 
     def forget_messages_except(self, container_ids: set[str]) -> None:
         """Drop the termination messages of container instances the runtime no longer has."""
@@ -121,13 +122,14 @@ class PodSyncer:
         requeue = min([RESYNC, *[left + 0.05 for left in actions.backoff.values()],
                        *([left] if left is not None else [])])
         if sandbox_failed:
-            requeue = self.backoff.next(f"{uid}/sandbox")
+            requeue = min(requeue, self.backoff.remaining(f"{uid}/sandbox", notes.sandbox_failed_at or 0.0))
         elif not volumes_ready:
             requeue = 2.0
         elif actions.create_sandbox or (actions.kill and not actions.start):
             requeue = 0.0  # the next pass starts what this one made room for
         if actions.create_sandbox and not sandbox_failed:
             self.backoff.reset(f"{uid}/sandbox")
+            notes.sandbox_failed_at = None
         return SyncResult(self.status(pod, runtime, notes), requeue_after=requeue)
 
     def _deadline_left(self, pod: Mapping[str, Any], notes: PodNotes) -> float | None:
@@ -182,7 +184,12 @@ class PodSyncer:
         if actions.kill_pod:
             await self._stop_all(pod, runtime, podspec.grace_period(pod))
         if actions.create_sandbox:
+            key = f"{uid}/sandbox"
+            if notes.sandbox_failed_at is not None and self.backoff.remaining(key, notes.sandbox_failed_at) > 0:
+                return False  # still backing off from the last failure (a wake-up is no reason to retry)
             if not await self._run_sandbox(pod, actions.sandbox_attempt):
+                notes.sandbox_failed_at = self.clock.now().timestamp()
+                self.backoff.next(key)
                 return False
             runtime = await self.cache.pod_runtime(uid)
         await asyncio.gather(*(self._kill(pod, kill, podspec.grace_period(pod)) for kill in actions.kill))
@@ -259,7 +266,7 @@ class PodSyncer:
             return False
         self.event(pod, "Normal", "Started", f"Started container {name}")
         notes.waiting.pop(name, None)
-        if start.restart_count > 0:
+        if start.after_exit:  # a restart the kubelet chose (spec change, resize) is no crash
             self.backoff.next(f"{pod['metadata']['uid']}/{name}")
         return await self._post_start(with_pod_ip(pod, pod_ip), container, container_id)
 

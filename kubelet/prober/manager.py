@@ -21,6 +21,7 @@ from kubelet.cri.client import RuntimeClient
 from kubelet.prober.results import ProbeKind, ProbeSpec, Result
 from kubelet.prober.worker import Worker, WorkerHooks, WorkerKey
 from machinery.clock import REAL_CLOCK, Clock
+from machinery.podspec import is_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class ProbeManager:
 
 def _probes(pod: Mapping) -> Iterator[tuple[Mapping, ProbeKind, Mapping]]:
     spec = pod.get("spec") or {}
-    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    sidecars = [c for c in spec.get("initContainers") or [] if is_sidecar(c)]
     for container in [*sidecars, *(spec.get("containers") or [])]:
         if not isinstance(container, Mapping) or not container.get("name"):
             continue

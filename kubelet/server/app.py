@@ -9,7 +9,7 @@ the node's address in the Node object and calls the routes below, as kube-apiser
   ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``limitBytes`` → ``text/plain``, streamed;
 - WebSocket ``/exec/{namespace}/{pod}/{container}?command=..&stdin=&stdout=&stderr=&tty=``,
   ``/attach/{namespace}/{pod}/{container}`` and ``/portforward/{namespace}/{pod}?port=..``: relayed to the
-  runtime's streaming server (see :mod:`kubelet.server.streams`).
+  runtime's streaming server (see :mod:`kubelet.server.streams` and :mod:`machinery.wsrelay`).
 
 Errors before a stream starts are plain-text HTTP errors (the upstream kubelet's style); the API server turns
 them into ``metav1.Status``. Simplifications: plain HTTP without authentication (TLS and authn/authz come with
@@ -19,13 +19,11 @@ the exec options (not the ``input``/``output``/``error`` ones kube-apiserver sen
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping
 
 import orjson
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -37,6 +35,8 @@ from kubelet.server import containers, streams
 from kubelet.server.containers import RequestError
 from kubelet.server.logs import LogFile, log_options_from_query, parse_bool, stream_log
 from machinery.clock import REAL_CLOCK, Clock
+from machinery.componentserver import bind_socket, failed_checks, serve_asgi
+from machinery.wsrelay import relay
 from proto.cri import api_pb2 as cri
 
 log = logging.getLogger(__name__)
@@ -87,46 +87,27 @@ class KubeletServer:
 
     def bind(self) -> None:
         """Bind the port now, so that a clash is reported (OSError naming the port) before anything starts."""
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"cannot listen on {self.host}:{self._port} for the kubelet server: {exc.strerror}; "
-                          "choose another --port") from exc
-        self._port = sock.getsockname()[1]
-        self._socket = sock
+        self._socket = bind_socket(self.host, self._port, "the kubelet server")
+        self._port = self._socket.getsockname()[1]
 
     async def serve(self) -> None:
-        """Serve until cancelled; then close open streams (after a short grace) before returning."""
+        """Serve until cancelled; then end followed logs and give open streams a short grace before returning."""
         if self._socket is None:
             self.bind()
-        sock = self._socket
+        sock, self._socket = self._socket, None
         assert sock is not None
         self._stopping = False
-        config = uvicorn.Config(self, log_config=None, access_log=False, lifespan="off", ws="websockets-sansio",
-                                ws_per_message_deflate=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the kubelet owns signals
         log.info("kubelet server listening on %s:%d", self.host, self._port)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="kubelet-server")
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            self._stopping = True
-            server.should_exit = True
-            await asyncio.wait([task], timeout=SHUTDOWN_GRACE_S + 3)
-            task.cancel()
-            raise
-        finally:
-            sock.close()
-            self._socket = None
+        await serve_asgi(self, sock, graceful_shutdown=SHUTDOWN_GRACE_S, on_shutdown=self._begin_shutdown,
+                         ws="websockets-sansio", ws_per_message_deflate=False)
+
+    def _begin_shutdown(self) -> None:
+        self._stopping = True
 
     # ---- plain routes --------------------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        failed = [name for name, check in self.checks.items() if not _passes(check)]
+        failed = failed_checks(self.checks)
         if failed:
             return PlainTextResponse("".join(f"[-]{name} failed\n" for name in failed) + "healthz check failed\n",
                                      500)
@@ -210,7 +191,7 @@ class KubeletServer:
         chosen = backend.subprotocol
         downgraded = chosen == streams.V4 and bool(subprotocols) and streams.V4 not in subprotocols
         await websocket.accept(subprotocol=subprotocols[0] if downgraded else chosen)
-        await streams.relay(websocket, backend, v5_to_v4=downgraded)
+        await relay(websocket, backend, v5_to_v4=downgraded)
 
     async def _stream_url(self, websocket: WebSocket, kind: str) -> str:
         """Ask the runtime for a streaming URL for this request (RequestError/CriError/ValueError if it is bad)."""
@@ -263,14 +244,6 @@ def _ports(values: list[str]) -> list[int]:
     if not ports:
         raise ValueError('query parameter "port" is required')
     return ports
-
-
-def _passes(check: HealthCheck) -> bool:
-    try:
-        return bool(check())
-    except Exception:
-        log.exception("health check failed")
-        return False
 
 
 def _error(err: RequestError) -> Response:

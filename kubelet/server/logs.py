@@ -3,15 +3,19 @@
 A CRI runtime writes one file per container attempt at ``ContainerStatus.log_path``, one record per line:
 ``<RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>``. ``P`` marks a partial line (a line longer than the
 runtime's buffer, or output that ended without a newline) whose text continues in the stream's next record; ``F``
-ends the line. The kubelet rotates a file by renaming it and asking the runtime to reopen (ReopenContainerLog), so
-a new file appears under the same path.
+ends the line. Should the file be rotated (renamed, and the runtime asked to reopen it with ReopenContainerLog), a
+follower moves on to the new file under the same path; kubemini's kubelet itself never rotates container logs, so
+a file grows for as long as the container attempt lives.
 
 Differences from the upstream kubelet, on purpose:
 
 - Partial records are joined into one line before anything else: ``tailLines`` counts whole lines, ``sinceTime``
   and ``timestamps=true`` use the line's first record's time (upstream prefixes every record, so a joined line
   can carry timestamps in its middle).
-- ``tailLines`` reads the file from the start keeping the last lines (files are bounded by log rotation).
+- ``tailLines`` reads the file backwards from its end until it holds the last N lines (and the partial lines still
+  open at the end), then forwards from there. A line's partial records are searched for at most
+  :data:`PARTIAL_GAP_LIMIT` bytes apart: a line whose parts are further apart (more of the other stream's output
+  in between) loses its beginning. As upstream, ``sinceTime`` then filters the tail.
 - Only the CRI format; Docker's json-file format is not read. Only the current file: rotated files are not.
 """
 
@@ -25,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from machinery.clock import REAL_CLOCK, Clock
 
@@ -33,6 +38,9 @@ READ_CHUNK = 256 * 1024
 POLL_INTERVAL_S = 0.25  # follow: how often an idle file is looked at again
 STATUS_INTERVAL_S = 1.0  # follow: how often the runtime is asked whether the container still runs
 STREAMS = ("stdout", "stderr")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MIN_RECORD_BYTES = len("2006-01-02T15:04:05Z stdout F\n")  # the shortest CRI record a file can hold
+PARTIAL_GAP_LIMIT = 64 * 1024  # tailLines: how far back a line's earlier partial record is looked for
 
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -149,6 +157,8 @@ def _int(query: Mapping[str, str], name: str, minimum: int, rule: str) -> int | 
         number = int(value)
     except ValueError:
         raise ValueError(f'invalid value for {name}: "{value}" is not an integer') from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f'invalid value for {name}: "{value}" is out of range (a 64-bit signed integer)')
     if number < minimum:
         raise ValueError(f"{name}: Invalid value: {number}: {rule}")
     return number
@@ -191,6 +201,17 @@ class LogFile:
         self._identity = _identity(os.fstat(self._file.fileno()))
         self._rest = b""
 
+    async def seek_tail(self, lines: int) -> None:
+        """Move to where the file's last ``lines`` whole lines (and the partial lines still open at its end) begin,
+        reading backwards from the end rather than the whole file. Reading on from there yields them, possibly
+        after a few older lines (some cut at the front), which the caller drops by keeping the last ``lines``.
+        Must be called before the first :meth:`read`."""
+        end = os.fstat(self._file.fileno()).st_size
+        start = 0
+        if lines * MIN_RECORD_BYTES < end:  # else the file cannot hold more than `lines` records: read it all
+            start = await _tail_start(self._file, end, lines)
+        self._file.seek(start)
+
     def read(self) -> list[LogRecord] | None:
         """The complete records written since the last read; None when nothing new was written."""
         data = self._file.read(READ_CHUNK)
@@ -225,6 +246,66 @@ class LogFile:
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
+
+
+async def _tail_start(file: BinaryIO, end: int, lines: int) -> int:
+    """The offset of the first record of the last ``lines`` lines of ``file[:end]`` (0: the whole file).
+
+    Walking the records backwards: each full (``F``) record ends a line and, while lines are still wanted, counts
+    one and opens its stream's line, which then extends back through that stream's partial (``P``) records until
+    the stream's previous ``F``. Both streams start open, so the partial lines still open at the end are found too.
+    An open line whose stream shows nothing for :data:`PARTIAL_GAP_LIMIT` bytes is taken as complete.
+    """
+    needed, start = lines, -1
+    open_lines = dict.fromkeys(STREAMS, end)  # stream -> offset of its open line's earliest record found so far
+    async for offset, raw in _records_backwards(file, end):
+        if start < 0:
+            start = offset + len(raw) + 1  # just past the last whole record: where a record being written begins
+        try:
+            record = parse_record(raw)
+        except ValueError:
+            continue  # not a record: the forward read skips it too
+        if not record.partial:
+            open_lines.pop(record.stream, None)  # it ends the stream's previous line
+            if needed:
+                needed -= 1
+                open_lines[record.stream] = start = offset
+        elif record.stream in open_lines:
+            open_lines[record.stream] = start = offset
+        for stream, earliest in list(open_lines.items()):
+            if earliest - offset > PARTIAL_GAP_LIMIT:
+                del open_lines[stream]
+        if not needed and not open_lines:
+            return start
+    return 0
+
+
+async def _records_backwards(file: BinaryIO, end: int) -> AsyncIterator[tuple[int, bytes]]:
+    """``(offset, record)`` for each newline-terminated record of ``file[:end]``, the last first, read a chunk at a
+    time (yielding to the event loop in between). The bytes after the last newline — a record still being
+    written — are left out."""
+    position, carry, trailing = end, b"", True
+    while position > 0:
+        chunk_start = max(0, position - READ_CHUNK)
+        file.seek(chunk_start)
+        data = file.read(position - chunk_start) + carry
+        position = chunk_start
+        pieces = data.split(b"\n")
+        if trailing:  # the last piece follows the file's last newline
+            if len(pieces) == 1:
+                carry = b""  # no newline yet: all of it belongs to the unfinished record
+                continue
+            pieces.pop()
+            trailing = False
+        carry = pieces.pop(0) if chunk_start > 0 else b""  # the head of a record that began in an earlier chunk
+        offset = chunk_start + len(carry) + 1 if chunk_start > 0 else 0
+        offsets = []
+        for piece in pieces:
+            offsets.append(offset)
+            offset += len(piece) + 1
+        for at, piece in zip(reversed(offsets), reversed(pieces), strict=True):
+            yield at, piece
+        await asyncio.sleep(0)
 
 
 class _Output:
@@ -277,21 +358,27 @@ async def stream_log(log: LogFile, options: LogOptions, *, running: Callable[[],
 
 async def _existing_output(log: LogFile, options: LogOptions, assembler: LineAssembler,
                            output: _Output) -> AsyncIterator[bytes]:
-    """What the file holds now; with tailLines only its last lines (partial lines still open are not counted)."""
-    backlog: deque[LogLine] | None = deque(maxlen=options.tail_lines) if options.tail_lines is not None else None
+    """What the file holds now; with tailLines only its last lines (with follow, partial lines still open are not
+    counted: they are completed, and sent, by what follows)."""
+    if options.tail_lines is not None:
+        await log.seek_tail(options.tail_lines)
+        backlog: deque[LogLine] = deque(maxlen=options.tail_lines)
+        while (records := log.read()) is not None:
+            await asyncio.sleep(0)  # a long file is read a chunk at a time without holding the loop
+            backlog.extend(assembler.feed(records))
+        if not options.follow:
+            backlog.extend(assembler.flush())
+        lines = output.wanted(backlog)
+        if lines:
+            yield output.render(lines)
+        return
     while (records := log.read()) is not None:
-        await asyncio.sleep(0)  # a long file is read a chunk at a time without holding the loop
+        await asyncio.sleep(0)
         lines = output.wanted(assembler.feed(records))
-        if backlog is not None:
-            backlog.extend(lines)
-        elif lines:
+        if lines:
             yield output.render(lines)
             if output.done:
                 return
-    if not options.follow and backlog is not None:
-        backlog.extend(output.wanted(assembler.flush()))
-    if backlog:
-        yield output.render(backlog)
 
 
 async def _followed_output(log: LogFile, assembler: LineAssembler, output: _Output,

@@ -3,22 +3,16 @@
 CRI's Exec, Attach and PortForward answer a URL on the runtime's streaming server; the kubelet connects there
 offering the subprotocols its caller offered (so the runtime picks, in the caller's order of preference), accepts
 its caller's WebSocket with the subprotocol the runtime chose, then copies messages both ways unchanged until one
-side closes, and closes the other. The upstream kubelet proxies the upgraded TCP connection byte for byte; a
-message relay gives the same result for the channel protocols, which never depend on framing details.
+side closes, and closes the other (:func:`machinery.wsrelay.relay`, shared with the API server's hop). The
+upstream kubelet proxies the upgraded TCP connection byte for byte; a message relay gives the same result for the
+channel protocols, which never depend on framing details.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
-from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Origin
-
-log = logging.getLogger(__name__)
 
 V5, V4, V1 = "v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"
 PORT_FORWARD = "portforward.k8s.io"
@@ -47,7 +41,7 @@ def wanted_subprotocols(offered: list[str], kind: str) -> list[str]:
 def backend_subprotocols(wanted: list[str]) -> list[str]:
     """What to offer the runtime: the caller's protocols, then v4 when the caller speaks v5 — runtimes built on
     older Kubernetes libraries (Debian's containerd) know v4 at most, and v5 differs from v4 only by the
-    stdin CLOSE message (see :func:`relay`)."""
+    stdin CLOSE message (see :func:`machinery.wsrelay.relay`)."""
     return [*wanted, V4] if V5 in wanted and V4 not in wanted else list(wanted)
 
 
@@ -65,43 +59,3 @@ async def open_backend(url: str, subprotocols: list[str]) -> ClientConnection:
                            f"the container runtime refused the session: {body or err}") from None
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as err:
         raise BackendError(502, f"cannot connect to the container runtime's streaming server: {err}") from None
-
-
-async def relay(client: WebSocket, backend: ClientConnection, *, v5_to_v4: bool = False) -> None:
-    """Copy messages both ways until either side closes; then close the other. Never raises for a lost peer.
-
-    ``v5_to_v4``: the client speaks v5 and the runtime v4, so the client's CLOSE messages (``0xFF`` + channel,
-    "stdin is done") are dropped — v4 cannot say it; a command that waits for the end of its stdin then waits
-    until the client goes away."""
-    upstream = asyncio.create_task(_client_to_backend(client, backend, drop_close=v5_to_v4))
-    downstream = asyncio.create_task(_backend_to_client(backend, client))
-    try:
-        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (upstream, downstream):
-            task.cancel()
-        await asyncio.gather(upstream, downstream, return_exceptions=True)
-        await backend.close()
-        with contextlib.suppress(Exception):
-            await client.close()
-
-
-async def _client_to_backend(client: WebSocket, backend: ClientConnection, *, drop_close: bool = False) -> None:
-    with contextlib.suppress(WebSocketDisconnect, ConnectionClosed):
-        while True:
-            message = await client.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if drop_close and data and data[0] == 0xFF:
-                continue
-            await backend.send(data if data is not None else message.get("text") or "")
-
-
-async def _backend_to_client(backend: ClientConnection, client: WebSocket) -> None:
-    with contextlib.suppress(WebSocketDisconnect, ConnectionClosed, OSError, RuntimeError):
-        async for message in backend:
-            if isinstance(message, bytes):
-                await client.send_bytes(message)
-            else:
-                await client.send_text(message)

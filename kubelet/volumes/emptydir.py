@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kubelet.resources import pod_requests
 from kubelet.volumes import tmpfs
-from machinery.quantity import QuantityError, parse_quantity
+from machinery.quantity import QuantityError, parse_quantity, parse_quantity_or_none
 
 DIR_MODE = 0o777
 
@@ -21,37 +22,26 @@ class EmptyDirError(Exception):
     """The emptyDir cannot be made (bad medium or size, or the tmpfs mount failed)."""
 
 
-def _memory_limit(container: Mapping[str, Any]) -> int | None:
-    value = ((container.get("resources") or {}).get("limits") or {}).get("memory")
-    return parse_quantity(value).value() if value is not None else None
+def _has_memory_limit(container: Mapping[str, Any]) -> bool:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    return parse_quantity_or_none(limits.get("memory")) is not None
 
 
 def pod_memory_limit(pod: Mapping[str, Any]) -> int | None:
-    """The pod's effective memory limit in bytes, or None when some container has none (ResourceConfigForPod).
+    """The pod's effective memory limit in bytes (ResourceConfigForPod), or None when it has none: no pod-level
+    limit and some container (init containers included) without one.
 
-    Sidecars (init containers with restartPolicy Always) run beside everything started after them.
+    The sum is :func:`kubelet.resources.pod_requests` over limits: sidecars (init containers with restartPolicy
+    Always) run beside everything started after them, a regular init container beside the sidecars before it.
     """
     spec = pod.get("spec") or {}
-    pod_level = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
-    if pod_level is not None:
-        return parse_quantity(pod_level).value()
-    sidecars, init_peak, regular = 0, 0, 0
-    for container in spec.get("initContainers") or []:
-        limit = _memory_limit(container)
-        if limit is None:
-            return None
-        if container.get("restartPolicy") == "Always":
-            sidecars += limit
-            init_peak = max(init_peak, sidecars)
-        else:
-            init_peak = max(init_peak, sidecars + limit)
-    for container in spec.get("containers") or []:
-        limit = _memory_limit(container)
-        if limit is None:
-            return None
-        regular += limit
-    overhead = (spec.get("overhead") or {}).get("memory")
-    return max(regular + sidecars, init_peak) + (parse_quantity(overhead).value() if overhead else 0)
+    containers = [c for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+                  if isinstance(c, Mapping)]
+    # pod-level spec.resources has a container's shape: a pod-level memory limit alone is enough
+    if not _has_memory_limit(spec) and not all(_has_memory_limit(c) for c in containers):
+        return None
+    limit = pod_requests(pod, key="limits").get("memory")
+    return limit.value() if limit is not None else None
 
 
 def memory_volume_size(pod: Mapping[str, Any], size_limit: Any, node_allocatable_memory: int | None) -> int | None:

@@ -6,9 +6,14 @@ an unknown volume or a bad subPath is a ``CreateContainerConfigError``; a missin
 with the volume's permissions; configMap/secret/downwardAPI/projected volumes are always read-only; Bidirectional
 propagation needs a privileged container.
 
-Simplification: Kubernetes bind-mounts a resolved subPath into ``volume-subpaths/`` to pin it against symlink
-swaps; we hand the runtime the resolved path itself after checking that it stays inside the volume, which has the
-same visible effect (a subPath of a configMap does not follow later updates). ``recursiveReadOnly`` is ignored.
+Known security gap (a simplification): we resolve a subPath, check that it stays inside the volume, and hand the
+runtime the resolved path — check, then mount. That is racy: a container sharing the volume can swap a directory
+on the path for a symlink between the check and the runtime's bind mount and so get any host path mounted into
+the container. Kubernetes closes the race by opening the resolved path (O_PATH, no symlinks followed), checking
+the opened file, and bind-mounting it through ``/proc/self/fd/<n>`` into ``volume-subpaths/``, handing the runtime
+that pinned mount. Until kubemini does the same, do not give untrusted pods a subPath into a volume that another
+of their containers can write. (As in Kubernetes, a subPath of a configMap does not follow later updates.)
+``recursiveReadOnly`` is ignored.
 """
 
 from __future__ import annotations

@@ -262,6 +262,9 @@ def test_log_errors(cluster, k):
     resp = api.get(f"/api/v1/namespaces/{ns}/pods/web/log", params={"container": "app", "tailLines": "-1"})
     assert (resp.status_code, resp.json()["reason"]) == (422, "Invalid")
     assert "tailLines" in resp.json()["message"]
+    resp = api.get(f"/api/v1/namespaces/{ns}/pods/web/log", params={"container": "app", "tailLines": str(2**63)})
+    assert (resp.status_code, resp.json()["reason"]) == (400, "BadRequest")
+    assert f'invalid value for tailLines: "{2**63}" is out of range' in resp.json()["message"]
 
 
 def test_logs_of_a_waiting_or_unbound_pod(cluster, k):

@@ -27,6 +27,7 @@ from apiserver.registry.core.common import as_dict, as_list, as_str, dicts, meta
 from apiserver.registry.core.podspec import validate_pod_spec
 from apiserver.registry.core.resourcelist import default_requests_from_limits
 from machinery.errors import FieldError, forbidden, invalid_value
+from machinery.podspec import is_sidecar
 from machinery.qos import pod_qos_class
 from machinery.quantity import QuantityError, parse_quantity
 
@@ -39,10 +40,6 @@ ONLY_CPU_MEMORY = "only cpu and memory resources are mutable"
 ONLY_CPU_MEMORY_SIDECAR = "only cpu and memory resources for sidecar containers are mutable"
 INIT_IMMUTABLE = "resources for non-sidecar init containers are immutable"
 QOS_CHANGED = "Pod QOS Class may not change as a result of resizing"
-
-
-def is_sidecar(ctr: dict[str, Any]) -> bool:
-    return ctr.get("restartPolicy") == "Always"
 
 
 # --- prepare ------------------------------------------------------------------------------------

@@ -296,3 +296,17 @@ async def test_api_object_source_does_not_cache_errors():
     with pytest.raises(errors.StatusError):
         await source.secret("ns", "s")
     assert await source.secret("ns", "s") is not None
+
+
+async def test_api_object_source_forgets_expired_entries():
+    clock = FakeClock()
+    client = FakeClient(clock=clock)
+    client.seed(CONFIG_MAPS, {"metadata": {"name": "cfg", "namespace": "ns"}, "data": {"a": "1"}})
+    source = ApiObjectSource(client, clock=clock, ttl=10.0)
+    await source.config_map("ns", "cfg")
+    await source.secret("ns", "gone")
+    await source.services("old-namespace")
+    assert len(source._cache) == 3
+    clock.advance(25)  # nobody asked for them for more than two TTLs
+    await source.config_map("ns", "cfg")  # any read sweeps the expired entries
+    assert list(source._cache) == [("configmaps", "ns", "cfg")]

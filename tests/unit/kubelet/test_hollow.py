@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from kubelet.hollow.__main__ import build_config, parse_args
-from kubelet.hollow.config import HOLLOW_LABEL, HollowConfig, node_ip, parse_node_labels, parse_node_taints, pod_cidr
+from kubelet.hollow.config import HOLLOW_LABEL, HollowConfig, node_ip, pod_cidr
 from kubelet.hollow.fleet import HollowFleet
 from kubelet.hollow.metrics import HollowMetrics
 from kubelet.hollow.nodes import heartbeat_patch, lease_object, node_object, renewed_lease
@@ -35,9 +35,11 @@ def test_each_node_gets_its_own_addresses():
     assert [pod_cidr(i) for i in (0, 1, 256, 999)] == ["10.0.0.0/24", "10.0.1.0/24", "10.1.0.0/24", "10.3.231.0/24"]
 
 
-def test_node_labels_and_taints_parse():
-    assert parse_node_labels("zone=a, tier=b,") == {"zone": "a", "tier": "b"}
-    assert parse_node_taints("hollow=true:NoSchedule,dedicated:NoExecute") == (
+def test_node_labels_and_taints_use_the_node_agents_syntax():
+    config = build_config(parse_args(["--node-labels", "zone=a, tier=b,",
+                                      "--node-taints", "hollow=true:NoSchedule,dedicated:NoExecute"]))
+    assert dict(config.labels) == {"zone": "a", "tier": "b"}
+    assert config.taints == (
         {"key": "hollow", "value": "true", "effect": "NoSchedule"}, {"key": "dedicated", "effect": "NoExecute"})
 
 
@@ -46,8 +48,10 @@ def test_node_labels_and_taints_parse():
     (["--name-prefix", "Bad_"], "--name-prefix"),
     (["--memory", "lots"], "--memory 'lots' is not a quantity"),
     (["--pods", "300"], "--pods must be between 1 and 250"),
-    (["--node-labels", "novalue"], "--node-labels: 'novalue' is not key=value"),
-    (["--node-taints", "k=v:Sometimes"], "--node-taints: 'k=v:Sometimes'"),
+    (["--node-labels", "novalue"], "--node-labels: node label 'novalue': expected key=value"),
+    (["--node-labels", "bad key!=x"], "--node-labels: node labels: Invalid value"),
+    (["--node-taints", "k=v:Sometimes"], "--node-taints: taint k: effect 'Sometimes' is not one of"),
+    (["--node-taints", "k=v v:NoSchedule"], "--node-taints: taint k: value 'v v'"),
     (["--pod-ready-delay", "-1"], "--pod-ready-delay must not be negative"),
     (["--node-lease-duration-seconds", "0"], "--node-lease-duration-seconds must be at least 1"),
 ])

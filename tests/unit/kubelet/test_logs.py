@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubelet.cri import labels
-from kubelet.server import KubeletServer
+from kubelet.server import KubeletServer, logs
 from kubelet.server.logs import (
     LogFile,
     LogOptions,
@@ -81,6 +81,9 @@ def test_log_options_from_query():
 
 @pytest.mark.parametrize("query, message", [
     ({"tailLines": "-1"}, "tailLines: Invalid value: -1: must be greater than or equal to 0"),
+    ({"tailLines": str(2**63)}, f'invalid value for tailLines: "{2**63}" is out of range'),
+    ({"limitBytes": str(2**64)}, "limitBytes.*out of range"),
+    ({"sinceSeconds": str(-2**63 - 1)}, "sinceSeconds.*out of range"),
     ({"limitBytes": "0"}, "limitBytes: Invalid value: 0: must be greater than 0"),
     ({"sinceSeconds": "x"}, 'invalid value for sinceSeconds: "x" is not an integer'),
     ({"sinceSeconds": "1", "sinceTime": "2026-01-01T00:00:00Z"}, "at most one of `sinceTime` or `sinceSeconds`"),
@@ -126,6 +129,23 @@ async def test_tail_counts_joined_lines(tmp_path):
     assert await read_all(path, tail_lines=1) == b"second\n"
 
 
+async def test_tail_reads_backwards_from_the_end_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs, "READ_CHUNK", 64)  # records straddle chunk boundaries
+    monkeypatch.setattr(logs, "PARTIAL_GAP_LIMIT", 512)  # stderr's earlier partial is searched for this far back
+    path = tmp_path / "0.log"
+    write(path, *(record(i, f"line {i}") for i in range(500)),
+          record(500, "long ", "stderr", tag="P"), *(record(501 + i, f"out {i}") for i in range(3)),
+          record(504, "error", "stderr"), record(505, "open", tag="P"), "2026-01-01T00:09:00Z std")
+    reads = []
+    real_read = LogFile.read
+    monkeypatch.setattr(LogFile, "read", lambda self: reads.append(1) or real_read(self))
+    assert await read_all(path, tail_lines=2) == b"long error\nopen"  # the open line, flushed, counts
+    assert len(reads) < 10  # the forward read starts near the end, not at line 0
+    assert await read_all(path, tail_lines=5) == b"out 0\nout 1\nout 2\nlong error\nopen"
+    assert await read_all(path, tail_lines=0) == b""
+    assert (await read_all(path, tail_lines=10**6)).startswith(b"line 0\n")  # more than the file holds
+
+
 class Follower:
     """Runs stream_log with follow in a task; the test drives the fake clock and the container's state."""
 
@@ -168,6 +188,22 @@ async def test_follow_streams_new_lines_until_the_container_exits(tmp_path):
         await follower.tick()
     assert follower.task.done()
     assert bytes(follower.output) == b"one\ntwo\nthree\nlast words\n"
+
+
+async def test_follow_from_the_tail_keeps_a_record_still_being_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs, "PARTIAL_GAP_LIMIT", 128)  # the backward scan stops well before the file's start
+    path = tmp_path / "0.log"
+    write(path, *(record(i, f"old {i}") for i in range(20)))
+    half = record(30, "new line")
+    write(path, half[:-6])  # the runtime is in the middle of writing this record
+    follower = Follower(path, tail_lines=0)
+    await follower.tick()
+    write(path, half[-6:])
+    await follower.tick()
+    assert bytes(follower.output) == b"new line\n"
+    follower.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await follower.task
 
 
 async def test_follow_keeps_polling_while_running(tmp_path):

@@ -17,7 +17,9 @@ from kubelet.resources import (
     pod_cgroup_parent,
     pod_requests,
     qos_class,
+    scaled,
 )
+from machinery.podspec import is_sidecar
 from machinery.quantity import parse_quantity
 
 GI = 1024**3
@@ -187,3 +189,31 @@ def test_pod_requests_with_allocated_overrides():
     p = pod(ctr("a", res("4", None, "64Mi", None)))
     total = pod_requests(p, resources={"a": res("1", None, "64Mi", None)})
     assert total["cpu"] == q("1")
+
+
+def test_pod_limits_use_the_same_peak_and_add_overhead_only_where_limited():
+    p = pod(ctr("a", res(None, "1", None, "64Mi")),
+            init=(ctr("s", res(None, "500m", None, "16Mi"), restartPolicy="Always"),
+                  ctr("i", res(None, None, None, "128Mi"))),
+            overhead={"memory": "1Mi", "ephemeral-storage": "1Gi"})
+    total = pod_requests(p, key="limits")
+    assert total["memory"] == q("145Mi")  # the init container beside the sidecar (144Mi) beats a + s (80Mi)
+    assert total["cpu"] == q("1500m")
+    assert "ephemeral-storage" not in total  # no container limits it: overhead does not make a limit
+    assert pod_requests(p)["ephemeral-storage"] == q("1Gi")  # requests take every overhead
+
+
+def test_pod_level_limits_replace_the_containers_figure():
+    p = pod(ctr("a", res(None, None, None, "64Mi")), resources={"limits": {"memory": "1Gi"}})
+    assert pod_requests(p, key="limits")["memory"] == q("1Gi")
+
+
+def test_scaled_is_millicores_for_cpu_and_units_otherwise():
+    assert (scaled("cpu", q("1.5")), scaled("memory", q("1Ki")), scaled("cpu", None)) == (1500, 1024, 0)
+    assert scaled("memory", q("1500m")) == 2  # rounded up, as Quantity.Value()
+
+
+def test_sidecar_is_an_init_container_that_always_restarts():
+    assert is_sidecar({"name": "s", "restartPolicy": "Always"})
+    assert not is_sidecar({"name": "i"})
+    assert not is_sidecar({"name": "i", "restartPolicy": "Never"})

@@ -17,6 +17,7 @@ import pytest
 from kubelet.env import ContainerConfigError
 from kubelet.volumes import VolumeError, VolumeManager, atomic
 from kubelet.volumes.atomic import FileProjection, PayloadError, write_atomically
+from kubelet.volumes.emptydir import pod_memory_limit
 from kubelet.volumes.tmpfs import is_mount_point, mounts_under
 from proto.cri import api_pb2 as cri
 from tests.unit.kubelet.test_env import FakeSource
@@ -93,6 +94,20 @@ async def test_empty_dir_on_disk_and_in_memory(manager):
     assert not (manager.dirs.root / "pods" / "pod-1").exists()
     assert mounts_under(manager.dirs.root) == []
     await manager.teardown("pod-1")  # idempotent
+
+
+def test_pod_memory_limit_peaks_over_init_containers_and_needs_every_limit():
+    def limited(name: str, memory: str | None, **extra) -> dict:
+        return {"name": name, "resources": {"limits": {"memory": memory}} if memory else {}, **extra}
+
+    spec = {"containers": [limited("app", "64Mi")],
+            "initContainers": [limited("side", "16Mi", restartPolicy="Always"), limited("init", "128Mi")],
+            "overhead": {"memory": "1Mi"}}
+    assert pod_memory_limit({"spec": spec}) == (16 + 128 + 1) << 20  # the init container beside the sidecar
+    without = {**spec, "containers": [limited("app", "64Mi"), limited("free", None)]}
+    assert pod_memory_limit({"spec": without}) is None  # one unlimited container: the pod is unlimited
+    pod_level = {**without, "resources": {"limits": {"memory": "1Gi"}}}
+    assert pod_memory_limit({"spec": pod_level}) == (1024 + 1) << 20  # a pod-level limit alone will do
 
 
 async def test_empty_dir_unsupported_medium(manager):

@@ -20,6 +20,7 @@ from machinery.quantity import (
     Quantity,
     QuantityError,
     parse_quantity,
+    parse_quantity_or_none,
 )
 
 REGEX_MESSAGE = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
@@ -288,3 +289,13 @@ def test_milli_round_trip(milli: int) -> None:
     assert quantity.milli_value() == milli
     assert parse_quantity(str(quantity)).milli_value() == milli
     assert quantity.value() == (math.ceil(milli / 1000) if milli >= 0 else -math.ceil(-milli / 1000))
+
+
+@pytest.mark.parametrize("value", [None, "lots", "", [1], {"a": 1}, True, float("nan"), "1Qi"])
+def test_parse_quantity_or_none_treats_what_it_cannot_read_as_absent(value: object) -> None:
+    assert parse_quantity_or_none(value) is None
+
+
+def test_parse_quantity_or_none_parses_like_parse_quantity() -> None:
+    assert parse_quantity_or_none(" 1Gi ") == parse_quantity("1Gi")
+    assert parse_quantity_or_none(2) == Quantity.from_int(2)
