@@ -1,7 +1,7 @@
 """Decoding the Kubernetes protobuf request bodies that ``kubectl create <kind> NAME`` sends.
 
 kubectl's typed generators (``create namespace``, ``create configmap``, ``create secret generic``,
-``create serviceaccount``, ``create deployment``) POST ``application/vnd.kubernetes.protobuf``:
+``create serviceaccount``, ``create deployment``, ``create service``) POST ``application/vnd.kubernetes.protobuf``:
 the magic ``k8s\\0`` and a ``runtime.Unknown`` message (field 1 TypeMeta, field 2 the object's own
 message bytes). Only the kinds below are understood, each with the fields of its message by field
 number (the numbers of Kubernetes' published API; for Deployments, the fields those generators
@@ -21,7 +21,7 @@ MAGIC = b"k8s\x00"
 
 # kinds of fields: s string, b bytes, i integer (0 = unset), i0 integer pointer (0 is a value), t bool,
 # T metav1.Time, ms map<string,string>, mb map<string,bytes>, mq map<string,Quantity>, rs repeated
-# string, - skipped, a nested message table, or [table] for a repeated message
+# string, ios IntOrString, - skipped, a nested message table, or [table] for a repeated message
 _TYPE_META = {1: ("apiVersion", "s"), 2: ("kind", "s")}
 _UNKNOWN = {1: ("typeMeta", _TYPE_META), 2: ("raw", "b"), 3: ("contentEncoding", "s"), 4: ("contentType", "s")}
 _OBJECT_META = {
@@ -51,6 +51,14 @@ _POD_TEMPLATE = {1: ("metadata", _OBJECT_META), 2: ("spec", _POD_SPEC)}
 _DEPLOYMENT_SPEC = {1: ("replicas", "i0"), 2: ("selector", _LABEL_SELECTOR), 3: ("template", _POD_TEMPLATE),
                     4: ("strategy", {1: ("type", "s")}), 5: ("minReadySeconds", "i"),
                     6: ("revisionHistoryLimit", "i0"), 7: ("paused", "t"), 9: ("progressDeadlineSeconds", "i0")}
+_SERVICE_PORT = {1: ("name", "s"), 2: ("protocol", "s"), 3: ("port", "i"), 4: ("targetPort", "ios"),
+                 5: ("nodePort", "i"), 6: ("appProtocol", "s")}
+_SERVICE_SPEC = {1: ("ports", [_SERVICE_PORT]), 2: ("selector", "ms"), 3: ("clusterIP", "s"), 4: ("type", "s"),
+                 5: ("externalIPs", "rs"), 7: ("sessionAffinity", "s"), 8: ("loadBalancerIP", "s"),
+                 9: ("loadBalancerSourceRanges", "rs"), 10: ("externalName", "s"),
+                 11: ("externalTrafficPolicy", "s"), 12: ("healthCheckNodePort", "i"),
+                 13: ("publishNotReadyAddresses", "t"), 17: ("ipFamilyPolicy", "s"), 18: ("clusterIPs", "rs"),
+                 19: ("ipFamilies", "rs"), 21: ("loadBalancerClass", "s"), 22: ("internalTrafficPolicy", "s")}
 KINDS: dict[str, dict[int, tuple[str, Any]]] = {
     # status is the server's: a create resets it, so whatever a client encoded there is skipped
     "Deployment": {1: ("metadata", _OBJECT_META), 2: ("spec", _DEPLOYMENT_SPEC), 3: ("status", "-")},
@@ -60,6 +68,7 @@ KINDS: dict[str, dict[int, tuple[str, Any]]] = {
     "Secret": {1: ("metadata", _OBJECT_META), 2: ("data", "mb"), 3: ("type", "s"), 4: ("stringData", "ms"),
                5: ("immutable", "t")},
     "ServiceAccount": {1: ("metadata", _OBJECT_META), 4: ("automountServiceAccountToken", "t")},
+    "Service": {1: ("metadata", _OBJECT_META), 2: ("spec", _SERVICE_SPEC), 3: ("status", "-")},
 }
 
 
@@ -169,6 +178,12 @@ def _field(out: dict[str, Any], name: str, kind: Any, value: Any) -> None:
         seconds = _message(value, {1: ("seconds", "i"), 2: ("nanos", "i")}).get("seconds", 0)
         if seconds:
             out[name] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif kind == "ios":  # intstr.IntOrString {type = 1 (0 int, 1 string), intVal = 2, strVal = 3}
+        parsed = _message(value, {1: ("type", "i"), 2: ("intVal", "i"), 3: ("strVal", "s")})
+        if parsed.get("type") == 1:
+            out[name] = parsed.get("strVal", "")
+        elif "intVal" in parsed:
+            out[name] = parsed["intVal"]
     elif kind == "rs":
         out.setdefault(name, []).append(bytes(value).decode())
     elif kind == _QUANTITY_MAP:

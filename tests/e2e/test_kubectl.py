@@ -554,5 +554,13 @@ def test_create_generators_that_send_protobuf(kubectl, namespace):
                    "{.spec.template.spec.containers[0].image} "
                    "{.spec.template.spec.containers[0].ports[0].containerPort}")
     assert spec == "3 web nginx:1.27 8080"
+    assert "service/web created" in kubectl("-n", name, "create", "service", "clusterip", "web", "--tcp=80:8080")
+    assert "service/named created" in kubectl("-n", name, "create", "service", "nodeport", "named", "--tcp=81:82")
+    assert "service/ext created" in kubectl("-n", name, "create", "service", "externalname", "ext",
+                                            "--external-name=example.com")
+    services = kubectl("-n", name, "get", "svc", "-o",
+                       "jsonpath={range .items[*]}{.metadata.name} {.spec.type} {.spec.selector.app} "
+                       "{.spec.ports[0].port}:{.spec.ports[0].targetPort} {.spec.externalName};{end}")
+    assert services == "ext ExternalName ext : example.com;named NodePort named 81:82 ;web ClusterIP web 80:8080 ;"
     refused = kubectl.run("-n", name, "create", "job", "j", "--image=busybox", check=False)
     assert refused.returncode != 0 and "kubectl create -f" in refused.stderr
