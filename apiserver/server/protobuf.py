@@ -1,7 +1,8 @@
 """Decoding the Kubernetes protobuf request bodies that ``kubectl create <kind> NAME`` sends.
 
 kubectl's typed generators (``create namespace``, ``create configmap``, ``create secret generic``,
-``create serviceaccount``, ``create deployment``, ``create service``) POST ``application/vnd.kubernetes.protobuf``:
+``create serviceaccount``, ``create deployment``, ``create service``, ``create job``, ``create cronjob``)
+POST ``application/vnd.kubernetes.protobuf``:
 the magic ``k8s\\0`` and a ``runtime.Unknown`` message (field 1 TypeMeta, field 2 the object's own
 message bytes). Only the kinds below are understood, each with the fields of its message by field
 number (the numbers of Kubernetes' published API; for Deployments, the fields those generators
@@ -59,6 +60,13 @@ _SERVICE_SPEC = {1: ("ports", [_SERVICE_PORT]), 2: ("selector", "ms"), 3: ("clus
                  11: ("externalTrafficPolicy", "s"), 12: ("healthCheckNodePort", "i"),
                  13: ("publishNotReadyAddresses", "t"), 17: ("ipFamilyPolicy", "s"), 18: ("clusterIPs", "rs"),
                  19: ("ipFamilies", "rs"), 21: ("loadBalancerClass", "s"), 22: ("internalTrafficPolicy", "s")}
+_JOB_SPEC = {1: ("parallelism", "i0"), 2: ("completions", "i0"), 3: ("activeDeadlineSeconds", "i0"),
+             4: ("selector", _LABEL_SELECTOR), 5: ("manualSelector", "t"), 6: ("template", _POD_TEMPLATE),
+             7: ("backoffLimit", "i0"), 8: ("ttlSecondsAfterFinished", "i0"), 9: ("completionMode", "s"),
+             10: ("suspend", "t")}
+_CRON_JOB_SPEC = {1: ("schedule", "s"), 2: ("startingDeadlineSeconds", "i0"), 3: ("concurrencyPolicy", "s"),
+                  4: ("suspend", "t"), 5: ("jobTemplate", {1: ("metadata", _OBJECT_META), 2: ("spec", _JOB_SPEC)}),
+                  6: ("successfulJobsHistoryLimit", "i0"), 7: ("failedJobsHistoryLimit", "i0"), 8: ("timeZone", "s")}
 KINDS: dict[str, dict[int, tuple[str, Any]]] = {
     # status is the server's: a create resets it, so whatever a client encoded there is skipped
     "Deployment": {1: ("metadata", _OBJECT_META), 2: ("spec", _DEPLOYMENT_SPEC), 3: ("status", "-")},
@@ -69,6 +77,8 @@ KINDS: dict[str, dict[int, tuple[str, Any]]] = {
                5: ("immutable", "t")},
     "ServiceAccount": {1: ("metadata", _OBJECT_META), 4: ("automountServiceAccountToken", "t")},
     "Service": {1: ("metadata", _OBJECT_META), 2: ("spec", _SERVICE_SPEC), 3: ("status", "-")},
+    "Job": {1: ("metadata", _OBJECT_META), 2: ("spec", _JOB_SPEC), 3: ("status", "-")},
+    "CronJob": {1: ("metadata", _OBJECT_META), 2: ("spec", _CRON_JOB_SPEC), 3: ("status", "-")},
 }
 
 

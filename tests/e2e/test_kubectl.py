@@ -562,5 +562,13 @@ def test_create_generators_that_send_protobuf(kubectl, namespace):
                        "jsonpath={range .items[*]}{.metadata.name} {.spec.type} {.spec.selector.app} "
                        "{.spec.ports[0].port}:{.spec.ports[0].targetPort} {.spec.externalName};{end}")
     assert services == "ext ExternalName ext : example.com;named NodePort named 81:82 ;web ClusterIP web 80:8080 ;"
-    refused = kubectl.run("-n", name, "create", "job", "j", "--image=busybox", check=False)
+    assert "job.batch/j created" in kubectl("-n", name, "create", "job", "j", "--image=busybox", "--", "echo", "hi")
+    assert kubectl("-n", name, "get", "job", "j", "-o", "jsonpath={.spec.template.spec.containers[0].command} "
+                   "{.spec.template.spec.restartPolicy}") == '["echo","hi"] Never'
+    assert "cronjob.batch/c created" in kubectl("-n", name, "create", "cronjob", "c", "--image=busybox",
+                                                "--schedule=*/5 * * * *", "--", "date")
+    assert kubectl("-n", name, "get", "cronjob", "c", "-o",
+                   "jsonpath={.spec.schedule} {.spec.jobTemplate.spec.template.spec.containers[0].image}") == \
+        "*/5 * * * * busybox"
+    refused = kubectl.run("-n", name, "create", "quota", "q", "--hard=pods=1", check=False)
     assert refused.returncode != 0 and "kubectl create -f" in refused.stderr
