@@ -15,9 +15,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from machinery.cache import NAMESPACE_INDEX, Indexer
 from machinery.client import ApiClient, Resource
 from machinery.errors import StatusError, is_not_found
-from machinery.labels import Selector
+from machinery.labels import Selector, selector_from_label_selector
 from machinery.meta import (
     controller_ref,
     is_being_deleted,
@@ -115,4 +116,23 @@ def _preconditions(obj: Mapping[str, Any]) -> dict[str, str]:
     if meta.get("resourceVersion"):
         preconditions["resourceVersion"] = meta["resourceVersion"]
     return preconditions
+
+
+def cached_controller(store: Indexer, obj: Mapping[str, Any], kind: str) -> Obj | None:
+    """The ``kind`` object in ``store`` that ``obj``'s controller reference names, if its UID matches."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    owner = store.get_by_name(namespace_of(obj), ref.get("name") or "")
+    return owner if owner is not None and uid_of(owner) == ref.get("uid") else None
+
+
+def selecting(store: Indexer, pod: Mapping[str, Any]) -> list[Obj]:
+    """The objects in ``store`` in the pod's namespace whose ``spec.selector`` matches its labels."""
+    found = []
+    for obj in store.by_index(NAMESPACE_INDEX, namespace_of(pod)):
+        selector = (obj.get("spec") or {}).get("selector")
+        if selector and selector_from_label_selector(selector).matches(labels_of(pod)):
+            found.append(obj)
+    return found
 

@@ -15,14 +15,20 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from controllers.controller import Controller, ControllerContext
+from controllers.cronjob import CronJobController
+from controllers.daemonset import DaemonSetController
 from controllers.deployment import DeploymentController
+from controllers.disruption import DisruptionController
 from controllers.endpoints import EndpointsController
 from controllers.endpointslice import EndpointSliceController, EndpointSliceMirroringController
 from controllers.garbagecollector import GarbageCollector
+from controllers.job import JobController
 from controllers.metrics import QUEUES
 from controllers.namespace import NamespaceController
+from controllers.nodelifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
 from controllers.serviceaccount import ServiceAccountsController
+from controllers.statefulset import StatefulSetController
 from machinery.client import ApiClient
 from machinery.clock import REAL_CLOCK, Clock
 from machinery.events import EventRecorder
@@ -34,6 +40,12 @@ CONTROLLERS: dict[str, type[Controller]] = {
     cls.NAME: cls for cls in (
         ReplicaSetController, DeploymentController, GarbageCollector, NamespaceController,
         ServiceAccountsController, EndpointsController, EndpointSliceController, EndpointSliceMirroringController,
+        DisruptionController,
+        NodeLifecycleController,
+        StatefulSetController,
+        CronJobController,
+        DaemonSetController,
+        JobController,
     )
 }
 

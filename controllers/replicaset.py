@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from controllers.claim import ControllerRefManager
+from controllers.claim import ControllerRefManager, cached_controller, selecting
 from controllers.controller import Controller, ControllerContext, RetryError
 from controllers.expectations import Expectations
 from controllers.podcontrol import pod_from_template
@@ -108,17 +108,11 @@ class ReplicaSetController(Controller):
 
     def _owner_of(self, pod: Mapping[str, Any]) -> Obj | None:
         """The ReplicaSet in the cache named by the pod's controller ref, if the UID matches."""
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        rs = self.replica_sets.store.get_by_name(namespace_of(pod), ref.get("name") or "")
-        return rs if rs is not None and uid_of(rs) == ref.get("uid") else None
+        return cached_controller(self.replica_sets.store, pod, "ReplicaSet")
 
     def _enqueue_matching(self, pod: Mapping[str, Any]) -> None:
-        for rs in self.replica_sets.store.by_index(NAMESPACE_INDEX, namespace_of(pod)):
-            selector = (rs.get("spec") or {}).get("selector")
-            if selector and selector_from_label_selector(selector).matches(labels_of(pod)):
-                self.enqueue(rs)
+        for owner in selecting(self.replica_sets.store, pod):
+            self.enqueue(owner)
 
     # --- reconcile -------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support import wait_for
+
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
@@ -54,10 +56,11 @@ def test_status_subresource_changes_only_status(api, namespace):
     assert main.json()["status"]["phase"] == "Running"
 
 
-def _running_pod(api, namespace: str, name: str) -> None:
+def _running_pod(api, namespace: str, name: str, *, ready: bool = True) -> None:
     make_pod(api, namespace, name, {"app": "db"})
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
     resp = api.patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", headers=MERGE,
-                     json={"status": {"phase": "Running"}})
+                     json={"status": {"phase": "Running", "conditions": conditions}})
     assert resp.status_code == 200, resp.text
 
 
@@ -65,33 +68,41 @@ def _eviction(name: str) -> dict:
     return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}, "deleteOptions": {}}
 
 
-def test_eviction_respects_the_disruption_budget(api, namespace):
+def _budget(api, namespace: str) -> dict:
+    return api.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db").json().get("status") or {}
+
+
+def test_eviction_respects_the_disruption_budget(api, namespace, controller_manager):
+    """The disruption controller keeps the budget's status; evictions consume it or get 429."""
     _running_pod(api, namespace, "db-0")
     pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}
     created = api.post(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets", json=pdb)
     assert created.status_code == 201, created.text
-    status = {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1,
-              "expectedPods": 1}
-    resp = api.patch(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db/status", headers=MERGE,
-                     json={"status": status})
-    assert resp.status_code == 200, resp.text
+    wait_for(lambda: _budget(api, namespace).get("currentHealthy") == 1, message="the budget's status")
 
     blocked = api.post(f"/api/v1/namespaces/{namespace}/pods/db-0/eviction", json=_eviction("db-0"))
     assert blocked.status_code == 429
-    assert blocked.json()["reason"] == "TooManyRequests"
-    assert "disruption budget" in blocked.json()["message"]
+    assert "Retry-After" not in blocked.headers  # kubectl drain retries on its own 5 s schedule
+    body = blocked.json()
+    assert body["reason"] == "TooManyRequests"
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert body["details"]["causes"] == [{"reason": "DisruptionBudget",
+                                          "message": "The disruption budget db needs 1 healthy pods and has 1 "
+                                                     "currently"}]
     assert api.get(f"/api/v1/namespaces/{namespace}/pods/db-0").status_code == 200
 
-    resp = api.patch(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db/status", headers=MERGE,
-                     json={"status": {**status, "disruptionsAllowed": 1}})
-    assert resp.status_code == 200
+    # A running pod that is not ready may go while the budget is satisfied (IfHealthyBudget).
+    _running_pod(api, namespace, "sick", ready=False)
+    assert api.post(f"/api/v1/namespaces/{namespace}/pods/sick/eviction", json=_eviction("sick")).status_code == 201
+
+    _running_pod(api, namespace, "db-1")
+    wait_for(lambda: _budget(api, namespace).get("disruptionsAllowed") == 1, message="one disruption allowed")
     allowed = api.post(f"/api/v1/namespaces/{namespace}/pods/db-0/eviction", json=_eviction("db-0"))
     assert allowed.status_code == 201, allowed.text
     assert api.get(f"/api/v1/namespaces/{namespace}/pods/db-0").status_code == 404  # unscheduled: gone at once
-    budget = api.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/db").json()
-    assert budget["status"]["disruptionsAllowed"] == 0
-    assert "db-0" in budget["status"]["disruptedPods"]
+    again = api.post(f"/api/v1/namespaces/{namespace}/pods/db-1/eviction", json=_eviction("db-1"))
+    assert again.status_code == 429  # the one allowed disruption is used up
 
 
 def test_eviction_of_a_missing_pod_is_not_found(api, namespace):

@@ -65,7 +65,7 @@ def test_unknown_fields_are_refused_not_dropped():
 
 def test_other_kinds_and_bad_bodies():
     with pytest.raises(errors.StatusError) as err:
-        decode(envelope("Job", b""), "Job", "batch/v1")
+        decode(envelope("ResourceQuota", b""), "ResourceQuota", "v1")
     assert err.value.code == 415 and "kubectl create -f" in err.value.message
     with pytest.raises(errors.StatusError) as err:
         decode(b"not protobuf", "ConfigMap", "v1")
