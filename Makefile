@@ -52,10 +52,10 @@ proto:  ## regenerate the committed gRPC stubs (pinned grpcio-tools keeps the ru
 	.venv-proto/bin/python scripts/genproto.py
 
 up: deps venv  ## etcd + API server in the background; prints how to use kubectl
-	$(PY) -m kubemini.devcluster up --data-dir $(DATA_DIR) --port $(PORT)
+	$(PY) -m kubemini up -d --data-dir $(DATA_DIR) --port $(PORT)
 
 down: venv
-	$(PY) -m kubemini.devcluster down --data-dir $(DATA_DIR)
+	$(PY) -m kubemini down --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .venv-proto build *.egg-info

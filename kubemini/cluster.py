@@ -1,0 +1,313 @@
+"""``kubemini up`` / ``kubemini down``: a whole cluster on this machine, started and stopped as one.
+
+``up`` starts etcd, the API server, the controller-manager, the scheduler, optionally hollow nodes, and — as root
+with runc — N real nodes (a CRI runtime + a kubelet each), as detached child processes, each in its own session
+with its log under ``<data-dir>/logs``. Every started component is recorded in ``pids.json`` at once (see
+:mod:`kubemini.clusterstate`), so any failure or Ctrl-C midway is undone by the same :func:`stop_cluster` that
+``down`` uses. ``down`` stops components in reverse start order and drains each runtime through CRI (every pod
+sandbox stopped and removed) before stopping it — like containerd, the runtime leaves containers running when it
+stops — then removes the bridges and, as a safety net, unmounts whatever is still mounted under the data dir
+(the kubelet's volume mounts when it stopped before its pods were removed).
+
+Errors the user can act on raise :class:`UpError` with a one-line message (plus a log tail for a dead component).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from kubemini import clusterstate as state
+from kubemini import node
+from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
+from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError, etcd_binary
+from kubemini.ports import free_port
+from kubemini.process import (
+    ComponentProcess,
+    ComponentStartError,
+    ControllerManagerProcess,
+    HollowNodesProcess,
+    KubeletProcess,
+    RuntimeProcess,
+    SchedulerProcess,
+)
+
+NODE_START_TIMEOUT = 60.0
+PARALLEL_STOP = frozenset({"hollow-nodes", "scheduler", "controller-manager"})
+Say = Callable[[str], None]
+
+
+class UpError(RuntimeError):
+    """``up`` cannot proceed; the message says why and what to do. Nothing is left running."""
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path
+    port: int = 6443
+    nodes: int | None = None  # None: one node if this machine can run one, else none (with a note)
+    hollow_nodes: int = 0
+    bridge_prefix: str = "kubemini"
+    pod_cidr_prefix: str = "10.88"
+
+
+@dataclass
+class NodePlan:
+    """Where one real node keeps its things; node 1 keeps the paths ``make up`` always used."""
+
+    index: int
+    name: str
+    runtime_root: Path
+    kubelet_root: Path
+    pod_logs: Path
+    bridge: str
+    pod_cidr: str
+
+    @property
+    def runtime_socket(self) -> Path:
+        return self.runtime_root / "cri.sock"
+
+    @property
+    def suffix(self) -> str:
+        return node_suffix(self.index)
+
+
+def node_suffix(index: int) -> str:
+    """``""`` for the first node, ``-2``, ``-3``, … after: its components are ``runtime-2``, ``kubelet-2``, …"""
+    return "" if index == 0 else f"-{index + 1}"
+
+
+def plan_nodes(opts: UpOptions, count: int, host: str | None = None) -> list[NodePlan]:
+    """Names ``<host>``, ``<host>-2``, …; pod CIDRs ``<prefix>.<i>.0/24``; bridges ``<prefix><i>``."""
+    host = host or socket.gethostname().lower()
+    plans = []
+    for i in range(count):
+        name = host if i == 0 else f"{host}-{i + 1}"
+        base = opts.data_dir if i == 0 else opts.data_dir / "nodes" / name
+        plans.append(NodePlan(i, name, runtime_root=base / "runtime", kubelet_root=base / "kubelet",
+                              pod_logs=base / "pod-logs", bridge=f"{opts.bridge_prefix}{i}",
+                              pod_cidr=f"{opts.pod_cidr_prefix}.{i}.0/24"))
+    return plans
+
+
+class _NodeRuntime(RuntimeProcess):
+    """A runtime whose log is named after its node (``runtime.log``, ``runtime-2.log``, …)."""
+
+    def __init__(self, plan: NodePlan, log_dir: Path) -> None:
+        super().__init__(log_dir, plan.runtime_root, pod_cidr=plan.pod_cidr, bridge=plan.bridge,
+                         socket=plan.runtime_socket)
+        self.name = f"runtime{plan.suffix}"
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class ClusterStarter:
+    """Starts components one by one, recording each in ``pids.json`` and ``cluster.json`` as it comes up."""
+
+    def __init__(self, opts: UpOptions, say: Say) -> None:
+        self.opts = opts
+        self.say = say
+        self.data_dir = opts.data_dir
+        self.logs = opts.data_dir / "logs"
+        self.record = state.ClusterRecord()
+        self.pids: dict[str, int] = {}
+        self.started = time.monotonic()
+
+    def check(self) -> int:
+        """Refuse early (nothing started yet); returns how many real nodes to start."""
+        if state.running_pids(self.data_dir):
+            raise UpError(f"kubemini is already running from {self.data_dir}; "
+                          f"`kubemini down --data-dir {self.data_dir}` stops it")
+        if port_in_use(self.opts.port):
+            raise UpError(f"port {self.opts.port} is in use; choose another API server port with --port N")
+        try:
+            etcd_binary()
+        except EtcdNotInstalledError:
+            raise UpError("etcd is not installed: apt-get install -y etcd-server etcd-client "
+                          "(or `make deps`)") from None
+        why_not = node.node_prerequisites()
+        if why_not is None:
+            return 1 if self.opts.nodes is None else self.opts.nodes
+        if self.opts.nodes:
+            raise UpError(f"cannot start {self.opts.nodes} node(s): {why_not}")
+        if self.opts.nodes is None:
+            self.say(f"no node: {why_not} (pods will stay Pending)")
+        return 0
+
+    def run(self) -> state.ClusterRecord:
+        count = self.check()
+        self.say(f"starting kubemini from {self.data_dir} ...")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        state.remove_pids(self.data_dir)  # stale: nothing in it is alive (checked above)
+        try:
+            self.start_control_plane()
+            plans = plan_nodes(self.opts, count)
+            for plan in plans:
+                self.start_node(plan)
+            if self.opts.hollow_nodes:
+                hollow = HollowNodesProcess(Path(self.record.kubeconfig), self.logs,
+                                            extra_args=["--nodes", str(self.opts.hollow_nodes)])
+                self.start(hollow, f"{self.opts.hollow_nodes} hollow node(s) registered", timeout=120)
+            for plan in plans:
+                self.wait_node_ready(plan)
+        except BaseException:
+            stop_cluster(self.data_dir, lambda _line: None)
+            raise
+        return self.record
+
+    def start_control_plane(self) -> None:
+        etcd_port = self.opts.port + 10000
+        if etcd_port > 65535 or port_in_use(etcd_port):
+            etcd_port = free_port()
+        etcd = EtcdServer(self.data_dir / "etcd", client_port=etcd_port)
+        try:
+            etcd.start(timeout=20)
+        except EtcdStartError as exc:
+            raise UpError(f"etcd failed: {exc}") from None
+        self.note("etcd", etcd.pid, str(etcd.log_path), etcd.endpoint)
+        self.record.etcd_endpoint = etcd.endpoint
+        api = ApiServerProcess([etcd.endpoint], self.logs, port=self.opts.port)
+        self.start(api, api.url, record_name="apiserver")
+        self.record.api_url = api.url
+        self.record.kubeconfig = str(write_kubeconfig(self.data_dir / "kubeconfig", api.url))
+        kubeconfig = Path(self.record.kubeconfig)
+        for component in (ControllerManagerProcess(kubeconfig, self.logs), SchedulerProcess(kubeconfig, self.logs)):
+            self.start(component, f"/metrics at {component.url}")
+
+    def start_node(self, plan: NodePlan) -> None:
+        runtime = _NodeRuntime(plan, self.logs)
+        self.record.nodes.append(state.NodeRecord(plan.name, str(plan.runtime_root), str(plan.runtime_socket),
+                                                  plan.bridge, plan.pod_cidr))
+        state.write_cluster(self.data_dir, self.record)  # so a failed start still gets its bridge removed
+        self.start(runtime, f"{runtime.endpoint}, bridge {plan.bridge}, pods {plan.pod_cidr}",
+                   timeout=NODE_START_TIMEOUT)
+        kubelet = KubeletProcess(Path(self.record.kubeconfig), self.logs, node_name=plan.name,
+                                 runtime_endpoint=runtime.endpoint, root_dir=plan.kubelet_root,
+                                 pod_logs_dir=plan.pod_logs, pod_cidr=plan.pod_cidr)
+        self.start(kubelet, f"node {plan.name}, server {kubelet.url}", record_name=f"kubelet{plan.suffix}",
+                   timeout=NODE_START_TIMEOUT)
+
+    def wait_node_ready(self, plan: NodePlan) -> None:
+        if not node.wait_node_ready(self.record.api_url, plan.name, timeout=NODE_START_TIMEOUT):
+            log = self.record.component(f"kubelet{plan.suffix}")
+            tail = _tail(Path(log.log)) if log else ""
+            raise UpError(f"node {plan.name} did not become Ready within {NODE_START_TIMEOUT:.0f}s; "
+                          f"the kubelet's log ends with:\n{tail}")
+        self.say(f"  node {plan.name:<24} Ready            ({self.elapsed()})")
+
+    def start(self, component: ComponentProcess, detail: str, *, record_name: str | None = None,
+              timeout: float = 20.0) -> None:
+        name = record_name or component.name
+        try:
+            component.start(timeout=timeout)
+        except ComponentStartError as exc:
+            raise UpError(f"the {name} failed to start: {exc}") from None
+        url = getattr(component, "url", None) or getattr(component, "endpoint", "")
+        self.note(name, component.pid, str(component.log_path), url, detail)
+
+    def note(self, name: str, pid: int | None, log: str, url: str, detail: str | None = None) -> None:
+        """Record a started component (pids first: a crash right now must still be cleanable) and say so."""
+        assert pid is not None
+        self.pids = {name: pid, **self.pids}
+        state.write_pids(self.data_dir, self.pids)
+        self.record.components.append(state.ComponentRecord(name, log, url))
+        state.write_cluster(self.data_dir, self.record)
+        self.say(f"  {name:<29} ready in {self.elapsed():>6}  {detail or url}")
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:.1f}s"
+
+
+def up(opts: UpOptions, say: Say = print) -> state.ClusterRecord:
+    """Start the cluster (see the module docstring); UpError (everything stopped) when it cannot."""
+    return ClusterStarter(opts, say).run()
+
+
+def stop_cluster(data_dir: Path, say: Say = print) -> bool:
+    """Stop what ``up`` recorded, in reverse start order; False if nothing was recorded. Idempotent."""
+    pids = state.read_pids(data_dir)
+    if not pids:
+        return False
+    record = state.read_cluster(data_dir) or state.ClusterRecord()
+    sockets = {f"runtime{node_suffix(i)}": n.runtime_socket for i, n in enumerate(record.nodes)}
+    for stage in _stop_stages(list(pids)):
+        for name in stage:
+            if name in sockets and state.alive(pids[name]):
+                try:
+                    removed = node.drain_runtime(f"unix://{sockets[name]}")
+                except grpc.RpcError as err:  # keep going: the rest must still stop
+                    say(f"  could not remove every pod sandbox from {name}: {err.details()}")  # type: ignore[attr-defined]
+                else:
+                    say(f"  removed {removed} pod sandbox(es) from {name}")
+        live = [name for name in stage if state.alive(pids[name])]
+        state.stop_pids([pids[name] for name in live])
+        for name in live:
+            say(f"  stopped {name} (pid {pids[name]})")
+    for n in record.nodes:
+        node.remove_bridge(n.bridge)
+    unmounted = unmount_under(data_dir)
+    if unmounted:
+        say(f"  unmounted {unmounted} leftover mount(s) under {data_dir}")
+    state.remove_pids(data_dir)
+    return True
+
+
+def _stop_stages(names: list[str]) -> list[list[str]]:
+    """Reverse-start-order names in stop stages: API clients that need nothing of each other stop together."""
+    stages: list[list[str]] = []
+    for name in names:
+        if name in PARALLEL_STOP and stages and all(n in PARALLEL_STOP for n in stages[-1]):
+            stages[-1].append(name)
+        else:
+            stages.append([name])
+    return stages
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (from /proc/self/mountinfo), deepest first."""
+    root = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        point = line.split()[4].encode().decode("unicode_escape")  # \040 etc.
+        if point == root or point.startswith(root + "/"):
+            points.append(point)
+    return sorted(points, key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_under(path: Path) -> int:
+    """Unmount everything below ``path`` (lazily if busy); how many were unmounted. Only as root."""
+    if os.geteuid() != 0 or shutil.which("umount") is None:
+        return 0
+    count = 0
+    for point in mounts_under(path):
+        done = subprocess.run(["umount", point], capture_output=True).returncode == 0
+        done = done or subprocess.run(["umount", "-l", point], capture_output=True).returncode == 0
+        count += done
+    return count
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
