@@ -65,7 +65,7 @@ def unknown_time_zone(name: str | None) -> str | None:
         return None
     try:
         load_time_zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a directory, a huge name
         return f"unknown time zone {name}"
     return None
 

@@ -215,7 +215,7 @@ def _load_location(zone: str) -> tzinfo:
         return datetime.now().astimezone().tzinfo or UTC
     try:
         return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a directory, a huge name
         raise CronError(f"provided bad location {zone}: unknown time zone {zone}") from None
 
 

@@ -267,7 +267,7 @@ def _time_zone_errors(time_zone: str | None) -> list[FieldError]:
                                   "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones")]
     try:
         ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a directory, a huge name
         return [api.invalid_value(path, time_zone, f"unknown time zone {time_zone}")]
     return []
 

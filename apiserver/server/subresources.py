@@ -10,10 +10,12 @@ import copy
 from starlette.requests import Request
 from starlette.responses import Response
 
+from apiserver.registry.options import WriteOptions
 from apiserver.server import codec, podproxy
 from apiserver.server.params import delete_options, write_options
 from apiserver.server.patch import patch_transform
 from machinery import errors as api
+from machinery.meta import now_rfc3339
 
 
 async def get_scale(request: Request, target) -> Response:
@@ -96,8 +98,23 @@ async def create_eviction(request: Request, target) -> Response:
 
     pod = await target.store.get(target.namespace, target.name)
     await check_disruption_budgets(request.app.state.registry, pod, options.dry_run)
+    if not options.dry_run and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        await target.store.update(target.namespace, target.name, mark_disruption_target, WriteOptions(),
+                                  subresource="status")
     await target.store.delete(target.namespace, target.name, options)
     return codec.json_response(codec.success_status(code=201), 201)
+
+
+def mark_disruption_target(current: dict | None) -> dict:
+    """The DisruptionTarget condition kube-apiserver sets on a pod it evicts (Jobs' podFailurePolicy reads it)."""
+    if current is None:
+        raise api.not_found("pods", "")
+    status = current.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
+    conditions.append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                       "message": "Eviction API: evicting", "lastTransitionTime": now_rfc3339()})
+    status["conditions"] = conditions
+    return current
 
 
 async def finalize_namespace(request: Request, target) -> Response:

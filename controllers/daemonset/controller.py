@@ -185,8 +185,11 @@ class DaemonSetController(Controller):
 
     def _may_replace_failed(self, key: str, node_name: str) -> bool:
         until, delay = self.failed_backoff.get((key, node_name), (0.0, 0.0))
-        if self.clock.monotonic() < until:
+        now = self.clock.monotonic()
+        if now < until:
             return False
+        if now - until > 2 * FAILED_BACKOFF_MAX:
+            delay = 0.0  # quiet for long enough: start again at the first step, as Kubernetes' backoff GC does
         delay = FAILED_BACKOFF_INITIAL if delay == 0 else min(delay * 2, FAILED_BACKOFF_MAX)
         self.failed_backoff[(key, node_name)] = (self.clock.monotonic() + delay, delay)
         return True

@@ -49,7 +49,7 @@ from controllers.job.status import StatusBuilder
 from controllers.podutil import is_active, is_terminating
 from machinery.cache import NAMESPACE_INDEX
 from machinery.client import JOBS, PODS
-from machinery.errors import StatusError, is_not_found
+from machinery.errors import StatusError, is_invalid, is_not_found
 from machinery.labels import selector_from_label_selector
 from machinery.meta import (
     controller_ref,
@@ -153,6 +153,7 @@ class JobController(Controller):
         if util.is_finished(job) or is_being_deleted(job):
             # nothing more to count or create: its pods must not be held by the finalizer
             await self._release_pods(job, [p for p in self._owned_pods(job) if util.has_tracking_finalizer(p)])
+            self._forget(key)  # its counting memory is no longer needed
             return None if is_being_deleted(job) else await self._cleanup_after_ttl(job)
         selector = selector_from_label_selector(util.spec_of(job).get("selector"))
         manager = ControllerRefManager(self.client, job, selector, PODS, JOBS)
@@ -161,8 +162,10 @@ class JobController(Controller):
         now = self.clock.now()
         status = StatusBuilder(job, now)
         await self._count_finished(job, pods, status)
-        requeue = await self._decide(job, pods, status)
-        await self._write_status(job, status)
+        try:
+            requeue = await self._decide(job, pods, status)
+        finally:  # as Kubernetes: the status (startTime, counts) is written even when creating pods failed
+            await self._write_status(job, status)
         return requeue
 
     async def _release_orphans(self, key: str, current_uid: str | None) -> None:
@@ -228,21 +231,32 @@ class JobController(Controller):
         elapsed = (self.clock.now() - record.last_failure).total_seconds()
         return max(util.backoff_delay(record.failures) - elapsed, 0.0)
 
+    async def _still_tracked(self, pod: Obj) -> bool:
+        try:
+            live = await self.client.get(PODS, name_of(pod), namespace_of(pod))
+        except StatusError as err:
+            if is_not_found(err):
+                return False
+            raise
+        return util.TRACKING_FINALIZER in ((live.get("metadata") or {}).get("finalizers") or [])
+
     async def _release_pods(self, job: Obj, pods: list[Obj]) -> None:
         """Remove the tracking finalizer from ``pods`` (a JSON patch tested against the finalizer's position)."""
         removed = self.finalizers_removed.setdefault(key_of(job), set())
 
         async def release(pod: Obj) -> None:
             finalizers = (pod.get("metadata") or {}).get("finalizers") or []
-            if util.TRACKING_FINALIZER not in finalizers:
-                return
+            if util.TRACKING_FINALIZER not in finalizers or uid_of(pod) in removed:
+                return  # (a lagging cache may still show a finalizer this controller already removed)
             i = finalizers.index(util.TRACKING_FINALIZER)
             patch = [{"op": "test", "path": f"/metadata/finalizers/{i}", "value": util.TRACKING_FINALIZER},
                      {"op": "remove", "path": f"/metadata/finalizers/{i}"}]
             try:
                 await self.client.patch(PODS, name_of(pod), patch, namespace_of(pod), patch_type="json")
             except StatusError as err:
-                if not is_not_found(err):
+                if is_invalid(err) and not await self._still_tracked(pod):
+                    pass  # the cache lagged: the finalizer was already gone (or moved and removed since)
+                elif not is_not_found(err):
                     raise
             removed.add(uid_of(pod))
 
@@ -364,7 +378,8 @@ class JobController(Controller):
         updated = deep_copy(job)
         updated["status"] = new_status
         written = await self.client.replace_status(JOBS, updated)
-        self.stale_versions.setdefault(key_of(job), set()).add(resource_version_of(job))
+        if resource_version_of(written) != resource_version_of(job):  # a no-op write keeps the version
+            self.stale_versions.setdefault(key_of(job), set()).add(resource_version_of(job))
         job["metadata"]["resourceVersion"] = resource_version_of(written)
         job["status"] = deep_copy(new_status)
 

@@ -134,3 +134,15 @@ def test_scale_with_a_stale_resource_version_conflicts(api, namespace):
                     json={**scale, "spec": {"replicas": 5}})
     assert stale.status_code == 409
     assert api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web").json()["spec"]["replicas"] == 3
+
+
+def test_an_evicted_pod_is_marked_as_a_disruption_target(api, namespace):
+    pod = {"metadata": {"name": "bound"},
+           "spec": {"nodeName": "some-node", "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    assert api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod).status_code == 201
+    assert api.post(f"/api/v1/namespaces/{namespace}/pods/bound/eviction", json=_eviction("bound")).status_code == 201
+    left = api.get(f"/api/v1/namespaces/{namespace}/pods/bound").json()  # graceful: its kubelet would stop it
+    assert left["metadata"]["deletionTimestamp"]
+    [cond] = [c for c in left["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+    assert (cond["status"], cond["reason"]) == ("True", "EvictionByEvictionAPI")
+    assert cond["message"] == "Eviction API: evicting"
