@@ -79,6 +79,9 @@ class NodeLifecycleController(Controller):
         self.startup_grace_period = max(self.NODE_STARTUP_GRACE_PERIOD, self.grace_period)
         self.health: dict[str, NodeHealth] = {}
         self.first_tainted: dict[str, float] = {}  # node → when a NoExecute taint without timeAdded was first seen
+        # (node, pod uid) → when the pod's eviction window began: kept while the node stays NoExecute-tainted,
+        # so a taint added later or a not-ready↔unreachable swap does not restart it (as the taint manager)
+        self.window_start: dict[tuple[str, str], datetime] = {}
         self.limiter = ZoneLimiter()
         self.nodes = self.informer(NODES)
         self.pods = self.informer(PODS)
@@ -116,6 +119,7 @@ class NodeLifecycleController(Controller):
         if node is None:
             self.health.pop(key, None)
             self.first_tainted.pop(key, None)
+            self._forget_windows(key, keep=set())
             return None
         node, recheck = await self.monitor_health(node)
         node, held_back = await self.update_taints(node)
@@ -190,14 +194,17 @@ class NodeLifecycleController(Controller):
         taints = no_execute_taints(node)
         if not taints:
             self.first_tainted.pop(name, None)
+            self._forget_windows(name, keep=set())
             return None
         added = self._tainted_since(name, taints)
         now = self.clock.now()
         soonest: float | None = None
-        for pod in self.pods.store.by_index(NODE_NAME_INDEX, name):
+        pods = self.pods.store.by_index(NODE_NAME_INDEX, name)
+        self._forget_windows(name, keep={uid_of(p) for p in pods})
+        for pod in pods:
             if is_being_deleted(pod):
                 continue
-            due = eviction_due(pod, taints, added, now)
+            due = eviction_due(pod, taints, self.window_start.setdefault((name, uid_of(pod)), added), now)
             if due is None:
                 continue
             if due <= 0:
@@ -205,6 +212,10 @@ class NodeLifecycleController(Controller):
             else:
                 soonest = due if soonest is None else min(soonest, due)
         return soonest
+
+    def _forget_windows(self, node: str, keep: set[str]) -> None:
+        for key in [k for k in self.window_start if k[0] == node and k[1] not in keep]:
+            del self.window_start[key]
 
     def _tainted_since(self, name: str, taints: list[Mapping[str, Any]]) -> datetime:
         """When the newest NoExecute taint was added (for one without timeAdded: when first seen here)."""

@@ -314,3 +314,23 @@ def test_zone_states():
 def test_a_node_without_conditions_wants_no_taints():
     assert desired_no_schedule({"status": {}}) == set()
     assert desired_no_execute({"status": {}}) is None
+
+
+async def test_the_eviction_window_is_not_restarted_by_a_later_taint_or_a_taint_swap(cluster):
+    """not-ready at t0 (pod tolerates 60 s); at t0+40 the kubelet goes silent, so the taint becomes
+    unreachable (tolerated 60 s too): the pod still goes at t0+60, not t0+100."""
+    cluster.add_node("n1", ready="False")
+    cluster.add_node("n2")
+    both = [{"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}
+            for key in (TAINT_NOT_READY, TAINT_UNREACHABLE)]
+    cluster.add_pod("p", tolerations=both)
+    await cluster.reconcile("n1")
+    cluster.clock.advance(41)
+    cluster.renew("n2")
+    await cluster.reconcile("n1")
+    assert (TAINT_UNREACHABLE, "NoExecute") in cluster.taints("n1")  # swapped, with a new timeAdded
+    assert not cluster.client.actions_of("delete", "pods")
+    cluster.clock.advance(20)
+    cluster.renew("n2")
+    await cluster.reconcile("n1")
+    assert [a.name for a in cluster.client.actions_of("delete", "pods")] == ["p"]
