@@ -166,7 +166,7 @@ class PodSync:
 
     async def repair_identity(self, pod: Obj, ordinal: int) -> None:
         fixed = deep_copy(pod)
-        util.set_identity(self.sts, fixed, ordinal)
+        util.set_identity_labels(fixed, ordinal)  # the pod spec (hostname, subdomain) is immutable
         await self.client.replace(PODS, fixed)
         self._event("Normal", "SuccessfulUpdate",
                     f"update Pod {name_of(pod)} in StatefulSet {name_of(self.sts)} successful")

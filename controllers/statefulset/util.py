@@ -113,23 +113,28 @@ def claim_templates(sts: Mapping[str, Any]) -> list[Obj]:
 
 
 def identity_matches(sts: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
-    """Name, pod-name/pod-index labels, hostname and subdomain are those of the pod's ordinal."""
+    """Name and the pod-name/pod-index labels are those of the pod's ordinal. Hostname and subdomain are set
+    when the pod is created and are immutable, so (as Kubernetes) they are not part of the check."""
     ordinal = ordinal_of(pod)
-    spec, labels = pod.get("spec") or {}, labels_of(pod)
+    labels = labels_of(pod)
     return (ordinal >= 0 and is_member_of(sts, pod)
             and labels.get(POD_NAME_LABEL) == name_of(pod)
-            and labels.get(POD_INDEX_LABEL) == str(ordinal)
-            and spec.get("hostname") == name_of(pod)
-            and (spec.get("subdomain") or "") == ((sts.get("spec") or {}).get("serviceName") or ""))
+            and labels.get(POD_INDEX_LABEL) == str(ordinal))
+
+
+def set_identity_labels(pod: Obj, ordinal: int) -> None:
+    """The identity labels of ``ordinal`` (changed in place): what may be repaired on an existing pod."""
+    meta = pod.setdefault("metadata", {})
+    labels = meta.setdefault("labels", {})
+    labels[POD_NAME_LABEL] = meta.get("name", "")
+    labels[POD_INDEX_LABEL] = str(ordinal)
 
 
 def set_identity(sts: Mapping[str, Any], pod: Obj, ordinal: int) -> None:
     """Give ``pod`` (changed in place) the identity of ``ordinal``."""
     meta = pod.setdefault("metadata", {})
     meta["name"] = pod_name(sts, ordinal)
-    labels = meta.setdefault("labels", {})
-    labels[POD_NAME_LABEL] = meta["name"]
-    labels[POD_INDEX_LABEL] = str(ordinal)
+    set_identity_labels(pod, ordinal)
     spec = pod.setdefault("spec", {})
     spec["hostname"] = meta["name"]
     service = (sts.get("spec") or {}).get("serviceName")

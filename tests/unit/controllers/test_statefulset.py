@@ -325,6 +325,14 @@ async def test_identity_is_repaired(env):
     assert update.body["metadata"]["labels"][util.POD_NAME_LABEL] == "web-1"
 
 
+async def test_a_member_with_another_hostname_is_left_alone(env):
+    """Hostname and subdomain are immutable: a pod with other ones keeps them (no update that must fail)."""
+    await ready_set(env)
+    env.client.stored(PODS, NS, "web-1")["spec"]["hostname"] = "custom"
+    await env.reconcile()
+    assert not env.client.actions_of("update", "pods")
+
+
 async def test_min_ready_seconds_requeues_and_holds_the_next_pod(env):
     env.seed(make_sts(replicas=2, minReadySeconds=10))
     await env.reconcile()
