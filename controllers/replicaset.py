@@ -21,7 +21,7 @@ from typing import Any
 from controllers.claim import ControllerRefManager, cached_controller, selecting
 from controllers.controller import Controller, ControllerContext, RetryError
 from controllers.expectations import Expectations
-from controllers.podcontrol import pod_from_template
+from controllers.podcontrol import create_in_batches, pod_from_template
 from controllers.podutil import deletion_order, is_active, is_available, is_ready, is_terminating
 from machinery.cache import NAMESPACE_INDEX
 from machinery.client import PODS, REPLICA_SETS
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 BURST_REPLICAS = 500  # at most this many creations or deletions per reconcile
-SLOW_START_INITIAL_BATCH = 1
 
 
 class ReplicaSetController(Controller):
@@ -155,29 +154,21 @@ class ReplicaSetController(Controller):
 
     async def _create_pods(self, rs: Obj, count: int) -> str | None:
         """Slow start: batches of 1, 2, 4, … stopping at the first batch with a failure."""
-        key, created, batch = key_of(rs), 0, SLOW_START_INITIAL_BATCH
+        key = key_of(rs)
         template = (rs.get("spec") or {}).get("template") or {}
-        while created < count:
-            size = min(batch, count - created)
-            results = await asyncio.gather(
-                *(self.client.create(PODS, pod_from_template(template, rs, REPLICA_SETS)) for _ in range(size)),
-                return_exceptions=True)
-            errors = [r for r in results if isinstance(r, BaseException)]
-            for _ in errors:
-                self.expectations.creation_observed(key)  # these will never be observed
-            for pod in results:
-                if not isinstance(pod, BaseException):
-                    self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
-            created += size
-            if errors:
-                for _ in range(count - created):
-                    self.expectations.creation_observed(key)  # skipped creations will not happen either
-                self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {_message(errors[0])}")
-                if not isinstance(errors[0], StatusError):
-                    raise errors[0]
-                return _message(errors[0])
-            batch *= 2
-        return None
+        outcome = await create_in_batches(
+            range(count), lambda _i: self.client.create(PODS, pod_from_template(template, rs, REPLICA_SETS)))
+        for pod in outcome.created:
+            self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
+        for _ in range(len(outcome.errors) + outcome.skipped):
+            self.expectations.creation_observed(key)  # failed and skipped creations will never be observed
+        if not outcome.errors:
+            return None
+        first = outcome.errors[0]
+        self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {_message(first)}")
+        if not isinstance(first, StatusError):
+            raise first
+        return _message(first)
 
     async def _delete_pods(self, rs: Obj, victims: list[Obj]) -> str | None:
         key = key_of(rs)

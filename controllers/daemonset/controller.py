@@ -40,7 +40,7 @@ from controllers.daemonset.util import (
     target_node_name,
 )
 from controllers.expectations import Expectations
-from controllers.podcontrol import pod_from_template
+from controllers.podcontrol import create_in_batches, pod_from_template
 from controllers.podutil import is_ready, is_terminating
 from machinery.cache import NAMESPACE_INDEX
 from machinery.client import NODES, PODS
@@ -221,21 +221,14 @@ class DaemonSetController(Controller):
 
     async def _create_pods(self, ds: Obj, node_names: list[str], hash_: str) -> list[str]:
         """Slow start (batches of 1, 2, 4, …), stopping after the first batch with a failure."""
-        key, errors, done, batch = key_of(ds), [], 0, 1
-        while done < len(node_names) and not errors:
-            chunk = node_names[done:done + batch]
-            results = await asyncio.gather(*(self._create_pod(ds, n, hash_) for n in chunk), return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    self.expectations.creation_observed(key)
-                    if not isinstance(result, StatusError):
-                        raise result
-                    errors.append(result.message)
-            done += len(chunk)
-            batch *= 2
-        for _ in range(len(node_names) - done):
-            self.expectations.creation_observed(key)  # skipped creations will not be observed
-        return errors
+        key = key_of(ds)
+        outcome = await create_in_batches(node_names, lambda node: self._create_pod(ds, node, hash_))
+        for _ in range(len(outcome.errors) + outcome.skipped):
+            self.expectations.creation_observed(key)  # failed and skipped creations will not be observed
+        for error in outcome.errors:
+            if not isinstance(error, StatusError):
+                raise error
+        return [error.message for error in outcome.errors]
 
     async def _create_pod(self, ds: Obj, node_name: str, hash_: str) -> Obj:
         template = pod_template_for(ds, hash_, node_name)

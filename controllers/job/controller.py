@@ -46,6 +46,7 @@ from controllers.expectations import Expectations
 from controllers.job import util
 from controllers.job.pods import indexed_plan, new_job_pod, non_indexed_plan
 from controllers.job.status import StatusBuilder
+from controllers.podcontrol import create_in_batches
 from controllers.podutil import is_active, is_terminating
 from machinery.cache import NAMESPACE_INDEX
 from machinery.client import JOBS, PODS
@@ -324,18 +325,17 @@ class JobController(Controller):
     async def _create_pods(self, job: Obj, indexes: list[int | None]) -> None:
         key = key_of(job)
         self.expectations.expect_creations(key, len(indexes))
-        results = await asyncio.gather(*(self.client.create(PODS, new_job_pod(job, i), namespace_of(job))
-                                         for i in indexes), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                self.expectations.creation_observed(key)
-                message = result.message if isinstance(result, StatusError) else str(result)
-                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {message}")
-            else:
-                self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {name_of(result)}")
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        outcome = await create_in_batches(indexes,
+                                          lambda i: self.client.create(PODS, new_job_pod(job, i), namespace_of(job)))
+        for pod in outcome.created:
+            self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
+        for error in outcome.errors:
+            message = error.message if isinstance(error, StatusError) else str(error)
+            self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {message}")
+        for _ in range(len(outcome.errors) + outcome.skipped):
+            self.expectations.creation_observed(key)  # failed and skipped creations will never be observed
+        if outcome.errors:
+            raise outcome.errors[0]
 
     async def _delete_pods(self, job: Obj, pods: list[Obj]) -> None:
         """Delete pods this controller no longer wants: finalizer first (they are not counted), then the pod."""
