@@ -13,29 +13,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from controllers.nodelifecycle.health import NO_EXECUTE
+from machinery.taints import NO_EXECUTE, tolerates
 
 Obj = dict[str, Any]
 
 DISRUPTION_TARGET = "DisruptionTarget"
 EVICTION_REASON = "DeletionByTaintManager"
 EVICTION_MESSAGE = "Taint manager: deleting due to NoExecute taint"
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    operator = toleration.get("operator") or "Equal"
-    if not key:
-        return operator == "Exists"  # an empty key with Exists tolerates everything
-    if key != taint.get("key"):
-        return False
-    if operator == "Exists":
-        return True
-    return (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def no_execute_taints(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:

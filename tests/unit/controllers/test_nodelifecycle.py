@@ -287,7 +287,6 @@ async def test_grace_period_class_attribute_is_honoured(monkeypatch):
     ({"key": TAINT_UNREACHABLE, "value": "x"}, False),
     ({"key": TAINT_UNREACHABLE, "value": ""}, True),
     ({"key": TAINT_NOT_READY, "operator": "Exists"}, False),
-    ({"key": "", "operator": "Equal"}, False),
 ])
 def test_toleration_matching(toleration, expected):
     assert tolerates(toleration, {"key": TAINT_UNREACHABLE, "effect": "NoExecute"}) is expected
