@@ -242,11 +242,27 @@ class CronJobController(Controller):
         except StatusError as err:
             if not is_already_exists(err):
                 self.recorder.event(cron_job, "Warning", "FailedCreate", f"Error creating job: {err.message}")
-            raise
-        self.recorder.event(cron_job, "Normal", "SuccessfulCreate", f"Created job {name_of(job)}")
+                raise
+            job = await self._own_existing_job(cron_job, request)
+            if job is None:
+                raise
+        else:
+            self.recorder.event(cron_job, "Normal", "SuccessfulCreate", f"Created job {name_of(job)}")
         status = cron_job.setdefault("status", {})
         status["active"] = [*(status.get("active") or []), job_ref(job)]
         status["lastScheduleTime"] = format_rfc3339(scheduled)
+
+    async def _own_existing_job(self, cron_job: Obj, request: Obj) -> Obj | None:
+        """The Job of this activation when this CronJob created it already (its status write was lost), so it is
+        recorded instead of failing with AlreadyExists until the next schedule time."""
+        try:
+            job = await self.client.get(JOBS, name_of(request), namespace_of(cron_job))
+        except StatusError as err:
+            if is_not_found(err):
+                return None
+            raise
+        ref = controller_ref(job) or {}
+        return job if ref.get("uid") == uid_of(cron_job) else None
 
     # --- status.active and history -----------------------------------------------------------------
 

@@ -363,3 +363,15 @@ async def test_schedule_change_requeues_at_the_next_activation():
     env.ctrl.on_cron_job_update(cj, {**cj, "spec": {**cj["spec"], "suspend": True}})
     assert len(env.ctrl.queue) == 1  # same key, enqueued now
     env.ctrl.queue.shutdown()
+
+
+async def test_a_job_created_before_a_lost_status_write_is_recorded_not_reported():
+    """The Job of this activation exists (ours) but status never said so: it is adopted into status.active."""
+    env = Env(at(1, 5))
+    cj = env.seed_cj(make_cj())
+    env.client.seed(JOBS, make_job(cj, f"hello-{MINUTE_T0 + 1}"))  # not in the informer yet: the cache lags
+    await env.ctrl.reconcile(key_of(cj))
+    status = env.cj()["status"]
+    assert [r["name"] for r in status["active"]] == [f"hello-{MINUTE_T0 + 1}"]
+    assert status["lastScheduleTime"] == "2026-01-01T00:01:00Z"
+    assert "FailedCreate" not in env.recorder.reasons() and "UnexpectedJob" not in env.recorder.reasons()
