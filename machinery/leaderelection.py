@@ -40,11 +40,12 @@ from typing import Any, Protocol, TypeVar
 
 from machinery.client.resources import LEASES, Resource
 from machinery.clock import REAL_CLOCK, Clock
-from machinery.errors import StatusError, is_not_found
+from machinery.errors import StatusError, is_conflict, is_not_found
 from machinery.meta import deep_copy, format_rfc3339_micro
 
 log = logging.getLogger(__name__)
 
+RELEASE_ATTEMPTS = 3  # a release that conflicts (our own in-flight renewal landed first) reads again
 JITTER_FACTOR = 1.2  # client-go's leaderelection.JitterFactor: acquire retries wait retry_period * [1, 2.2)
 
 T = TypeVar("T")
@@ -309,11 +310,22 @@ class LeaderElector:
         return True
 
     async def _release(self) -> None:
-        """Give the lease up (empty holder, 1 s duration) unless someone else holds it by now."""
+        """Give the lease up (empty holder, 1 s duration) unless someone else holds it by now. A conflict is
+        retried with a fresh read: a renewal of ours still in flight when the leader stopped can land between
+        the read and the write."""
         try:
-            await _within(self.clock, self.config.renew_deadline, self._release_once())
+            await _within(self.clock, self.config.renew_deadline, self._release_retrying())
         except Exception as exc:
             log.warning("lease %s: could not release: %s: %s", self.lease_key, type(exc).__name__, exc)
+
+    async def _release_retrying(self, attempts: int = RELEASE_ATTEMPTS) -> None:
+        for attempt in range(attempts):
+            try:
+                await self._release_once()
+                return
+            except StatusError as err:
+                if not is_conflict(err) or attempt == attempts - 1:
+                    raise
 
     async def _release_once(self) -> None:
         lease = await self.client.get(LEASES, self.config.lease_name, self.config.lease_namespace)

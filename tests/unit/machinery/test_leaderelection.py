@@ -264,6 +264,28 @@ async def test_cancelling_the_leader_releases_the_lease_for_an_immediate_takeove
     await stop(waiting)
 
 
+async def test_a_release_that_conflicts_with_our_own_late_renewal_reads_again_and_releases() -> None:
+    api, clock = FakeLeaseApi(), FakeClock()
+    leader = LeaderElector(api, config("a"), clock)
+    leading = asyncio.create_task(leader.run(Work()))
+    await settle()
+    assert leader.is_leader()
+    real_get = api.get
+    bumped = False
+
+    async def get_then_late_renewal(*args, **kwargs):
+        nonlocal bumped
+        lease = await real_get(*args, **kwargs)
+        if not bumped:  # our renewal lands right after the release read it
+            bumped = True
+            api.leases[NAME]["metadata"]["resourceVersion"] = api._next_rv()
+        return lease
+
+    api.get = get_then_late_renewal
+    await stop(leading)
+    assert api.spec()["holderIdentity"] == ""
+
+
 async def test_no_release_when_release_on_cancel_is_off() -> None:
     api, clock = FakeLeaseApi(), FakeClock()
     elector = LeaderElector(api, config("a", release_on_cancel=False), clock)
