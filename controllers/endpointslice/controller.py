@@ -17,7 +17,6 @@ for pod updates, no metrics; a Service whose pods reference a missing Node is re
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -50,7 +49,7 @@ from controllers.endpointslice.service import (
     services_to_update_on_pod_change,
     should_pod_be_in_endpoints,
 )
-from controllers.endpointslice.tracker import SliceTracker, service_key_of_slice
+from controllers.endpointslice.tracker import SliceEventHandlers, SliceTracker
 from controllers.endpointslice.triggertime import TriggerTimeTracker, format_trigger_time
 from machinery.cache import LABEL_INDEX, NODE_NAME_INDEX, Indexer
 from machinery.client import ENDPOINT_SLICES, NODES, PODS, SERVICES
@@ -60,7 +59,6 @@ from machinery.meta import is_being_deleted, labels_of, name_of, namespace_of, s
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-SLICE_CHANGE_MIN_SYNC_DELAY = 1.0  # endpointSliceChangeMinSyncDelay: let a burst of slice events settle
 
 
 def managed_slices(slices: Indexer, namespace: str, service_name: str, controller_name: str) -> list[Obj]:
@@ -69,8 +67,9 @@ def managed_slices(slices: Indexer, namespace: str, service_name: str, controlle
             if namespace_of(s) == namespace and labels_of(s).get(LABEL_MANAGED_BY) == controller_name]
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(SliceEventHandlers, Controller):
     NAME = "endpointslice"
+    MANAGED_BY = CONTROLLER_NAME
     WORKERS = 5  # --concurrent-service-endpoint-syncs
 
     def __init__(self, ctx: ControllerContext) -> None:
@@ -105,32 +104,6 @@ class EndpointSliceController(Controller):
     def on_node_update(self, old: Obj, new: Obj) -> None:
         if labels_of(old).get(LABEL_ZONE) != labels_of(new).get(LABEL_ZONE):
             self.on_node_change(new)
-
-    def on_slice_add(self, endpoint_slice: Obj) -> None:
-        if self._managed(endpoint_slice) and self.tracker.should_sync(endpoint_slice):
-            self._enqueue_for_slice(endpoint_slice)
-
-    def on_slice_update(self, old: Obj, new: Obj) -> None:
-        if labels_of(old).get(LABEL_SERVICE_NAME) != labels_of(new).get(LABEL_SERVICE_NAME):
-            self._enqueue_for_slice(old)
-            self._enqueue_for_slice(new)
-        elif self._managed(old) != self._managed(new) or (self._managed(new) and self.tracker.should_sync(new)):
-            self._enqueue_for_slice(new)
-
-    def on_slice_delete(self, endpoint_slice: Obj) -> None:
-        # handle_deletion is False when we did not delete it ourselves: someone else did, put it back
-        if (self._managed(endpoint_slice) and self.tracker.has(endpoint_slice)
-                and not self.tracker.handle_deletion(endpoint_slice)):
-            self._enqueue_for_slice(endpoint_slice)
-
-    @staticmethod
-    def _managed(endpoint_slice: Mapping[str, Any]) -> bool:
-        return labels_of(endpoint_slice).get(LABEL_MANAGED_BY) == CONTROLLER_NAME
-
-    def _enqueue_for_slice(self, endpoint_slice: Mapping[str, Any]) -> None:
-        key = service_key_of_slice(endpoint_slice)
-        if key:
-            self.queue.add_after(key, SLICE_CHANGE_MIN_SYNC_DELAY)
 
     # --- reconcile -------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controllers.controller import Controller, ControllerContext, RetryError
-from controllers.endpointslice.controller import SLICE_CHANGE_MIN_SYNC_DELAY, managed_slices
+from controllers.endpointslice.controller import managed_slices
 from controllers.endpointslice.desired import port_key
 from controllers.endpointslice.mirrorplan import (
     MAX_ENDPOINTS_PER_SUBSET,
@@ -29,12 +29,10 @@ from controllers.endpointslice.mirrorplan import (
 from controllers.endpointslice.reconciler import SliceChanges, apply_changes, recycle
 from controllers.endpointslice.service import (
     ANNOTATION_LEADER,
-    LABEL_MANAGED_BY,
-    LABEL_SERVICE_NAME,
     LABEL_SKIP_MIRROR,
     selector_of,
 )
-from controllers.endpointslice.tracker import SliceTracker, service_key_of_slice
+from controllers.endpointslice.tracker import SliceEventHandlers, SliceTracker
 from machinery.client import ENDPOINT_SLICES, ENDPOINTS, SERVICES
 from machinery.meta import annotations_of, is_being_deleted, labels_of, split_key
 
@@ -49,8 +47,9 @@ def should_mirror(endpoints: Mapping[str, Any] | None) -> bool:
     return labels_of(endpoints).get(LABEL_SKIP_MIRROR) != "true" and ANNOTATION_LEADER not in annotations_of(endpoints)
 
 
-class EndpointSliceMirroringController(Controller):
+class EndpointSliceMirroringController(SliceEventHandlers, Controller):
     NAME = "endpointslicemirroring"
+    MANAGED_BY = MIRRORING_CONTROLLER_NAME
     WORKERS = 5  # --mirroring-concurrent-service-endpoint-syncs
 
     def __init__(self, ctx: ControllerContext) -> None:
@@ -82,32 +81,6 @@ class EndpointSliceMirroringController(Controller):
     def on_endpoints_update(self, old: Obj, new: Obj) -> None:
         if should_mirror(old) or should_mirror(new):
             self.enqueue(new)
-
-    def on_slice_add(self, endpoint_slice: Obj) -> None:
-        if self._managed(endpoint_slice) and self.tracker.should_sync(endpoint_slice):
-            self._enqueue_for_slice(endpoint_slice)
-
-    def on_slice_update(self, old: Obj, new: Obj) -> None:
-        if labels_of(old).get(LABEL_SERVICE_NAME) != labels_of(new).get(LABEL_SERVICE_NAME):
-            self._enqueue_for_slice(old)
-            self._enqueue_for_slice(new)
-        elif self._managed(old) != self._managed(new) or (self._managed(new) and self.tracker.should_sync(new)):
-            self._enqueue_for_slice(new)
-
-    def on_slice_delete(self, endpoint_slice: Obj) -> None:
-        # handle_deletion is False when we did not delete it ourselves: someone else did, put it back
-        if (self._managed(endpoint_slice) and self.tracker.has(endpoint_slice)
-                and not self.tracker.handle_deletion(endpoint_slice)):
-            self._enqueue_for_slice(endpoint_slice)
-
-    @staticmethod
-    def _managed(endpoint_slice: Mapping[str, Any]) -> bool:
-        return labels_of(endpoint_slice).get(LABEL_MANAGED_BY) == MIRRORING_CONTROLLER_NAME
-
-    def _enqueue_for_slice(self, endpoint_slice: Mapping[str, Any]) -> None:
-        key = service_key_of_slice(endpoint_slice)
-        if key:
-            self.queue.add_after(key, SLICE_CHANGE_MIN_SYNC_DELAY)
 
     # --- reconcile -------------------------------------------------------------------------------
 

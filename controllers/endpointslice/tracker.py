@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controllers.endpointslice.service import LABEL_SERVICE_NAME
+from controllers.endpointslice.service import LABEL_MANAGED_BY, LABEL_SERVICE_NAME
 from machinery.meta import labels_of, make_key, namespace_of, uid_of
 
 DELETION_EXPECTED = -1
@@ -85,3 +85,42 @@ class SliceTracker:
 
     def delete_service(self, service_key: str) -> None:
         self._generations.pop(service_key, None)
+
+
+SLICE_CHANGE_MIN_SYNC_DELAY = 1.0  # endpointSliceChangeMinSyncDelay: let a burst of slice events settle
+
+
+class SliceEventHandlers:
+    """EndpointSlice event handlers shared by the slice and the mirroring controllers: a slice they manage
+    (label ``endpointslice.kubernetes.io/managed-by`` = ``MANAGED_BY``) that changed behind their back enqueues
+    its Service, a little later so a burst of events settles. Needs ``self.tracker`` and ``self.queue``."""
+
+    MANAGED_BY = ""
+    tracker: SliceTracker
+    queue: Any
+
+    def on_slice_add(self, endpoint_slice: Mapping[str, Any]) -> None:
+        if self._managed(endpoint_slice) and self.tracker.should_sync(endpoint_slice):
+            self._enqueue_for_slice(endpoint_slice)
+
+    def on_slice_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if labels_of(old).get(LABEL_SERVICE_NAME) != labels_of(new).get(LABEL_SERVICE_NAME):
+            self._enqueue_for_slice(old)
+            self._enqueue_for_slice(new)
+        elif self._managed(old) != self._managed(new) or (self._managed(new) and self.tracker.should_sync(new)):
+            self._enqueue_for_slice(new)
+
+    def on_slice_delete(self, endpoint_slice: Mapping[str, Any]) -> None:
+        # handle_deletion is False when we did not delete it ourselves: someone else did, put it back
+        if (self._managed(endpoint_slice) and self.tracker.has(endpoint_slice)
+                and not self.tracker.handle_deletion(endpoint_slice)):
+            self._enqueue_for_slice(endpoint_slice)
+
+    def _managed(self, endpoint_slice: Mapping[str, Any]) -> bool:
+        return labels_of(endpoint_slice).get(LABEL_MANAGED_BY) == self.MANAGED_BY
+
+    def _enqueue_for_slice(self, endpoint_slice: Mapping[str, Any]) -> None:
+        key = service_key_of_slice(endpoint_slice)
+        if key:
+            self.queue.add_after(key, SLICE_CHANGE_MIN_SYNC_DELAY)
+
