@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from kubemini import cluster, commands
+from kubemini import cluster, commands, etcdmembers
 from kubemini import clusterstate as state
 
 DEFAULT_DATA_DIR = Path.home() / ".kubemini"
@@ -60,6 +60,10 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
                         help="where state, logs and etcd data live (default: %(default)s)")
 
 
+def _etcd_members(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--etcd-members", type=int, choices=etcdmembers.SIZES, default=None, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kubemini", description="Run a small, real Kubernetes cluster on this machine.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -75,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "else 0 with a note")
     up.add_argument("--hollow-nodes", type=_int_in(0, 100000), default=0,
                     help="fake nodes (python -m kubelet.hollow) for scale tests (default: 0)")
+    _etcd_members(up, "etcd members, each a child process (default: as many as the data dir's etcd data has, "
+                       "else 1)")
     up.add_argument("--bridge-prefix", type=_bridge_prefix, default="kubemini",
                     help="node i's pod bridge is PREFIX<i> (default: %(default)s)")
     up.add_argument("--pod-cidr-prefix", type=_cidr_prefix, default="10.88",
@@ -111,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("file", type=Path, metavar="FILE")
     _data_dir(save)
     restore = snap_sub.add_parser("restore", help="replace the stopped cluster's etcd data with FILE",
-                                  description="Restore FILE into the data dir's etcd directory (the old one is "
+                                  description="Restore FILE into the data dir's etcd member(s) (the old data is "
                                               "moved aside). Only while the cluster is down.")
     restore.add_argument("file", type=Path, metavar="FILE")
+    _etcd_members(restore, "how many members to restore (default: as many as the cluster had, else 1)")
     _data_dir(restore)
     return parser
 
@@ -128,8 +135,8 @@ def _raise_interrupt(*_: object) -> NoReturn:
 
 def run_up(args: argparse.Namespace) -> int:
     opts = cluster.UpOptions(data_dir=args.data_dir.expanduser(), port=args.port, nodes=args.nodes,
-                             hollow_nodes=args.hollow_nodes, bridge_prefix=args.bridge_prefix,
-                             pod_cidr_prefix=args.pod_cidr_prefix)
+                             hollow_nodes=args.hollow_nodes, etcd_members=args.etcd_members,
+                             bridge_prefix=args.bridge_prefix, pod_cidr_prefix=args.pod_cidr_prefix)
     stop = threading.Event()
     if not args.detach:  # SIGTERM must stop the cluster as Ctrl-C does, also while starting
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -152,15 +159,27 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _foreground(data_dir: Path, stop: threading.Event) -> int:
-    """Wait for Ctrl-C/SIGTERM (then stop everything); a component that dies stops the cluster too (exit 1)."""
+    """Wait for Ctrl-C/SIGTERM (then stop everything); a component that dies stops the cluster too (exit 1),
+    except an etcd member of a cluster that keeps its quorum: that is reported once and the cluster runs on."""
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    dead = None
+    record = state.read_cluster(data_dir) or state.ClusterRecord()
+    members = {etcdmembers.component_name(m.name) for m in record.etcd_members}
+    dead: str | None = None
+    reported: set[str] = set()
     try:
         while not stop.wait(1.0):
             pids = state.read_pids(data_dir)
-            dead = next((name for name, pid in pids.items() if not state.alive(pid)), None)
+            gone = [name for name, pid in pids.items() if not state.alive(pid)]
+            lost_etcd = [name for name in gone if name in members]
+            dead = next((name for name in gone if name not in members), None)
+            if len(lost_etcd) * 2 >= len(members) > 0:
+                dead = lost_etcd[0]
             if dead or not pids:
                 break
+            for name in set(lost_etcd) - reported:
+                print(f"warning: {name} exited; etcd keeps its quorum ({len(members) - len(lost_etcd)} of "
+                      f"{len(members)} members) and the cluster goes on", file=sys.stderr, flush=True)
+                reported.add(name)
     except KeyboardInterrupt:
         pass
     if dead:
@@ -198,7 +217,7 @@ def dispatch(args: argparse.Namespace) -> int:
         case "etcd" if args.snapshot_command == "save":
             return commands.snapshot_save(data_dir, args.file)
         case _:
-            return commands.snapshot_restore(data_dir, args.file)
+            return commands.snapshot_restore(data_dir, args.file, args.etcd_members)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,10 +26,10 @@ from pathlib import Path
 import grpc
 
 from kubemini import clusterstate as state
-from kubemini import node
+from kubemini import etcdmembers, node
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
-from kubemini.etcdserver import EtcdNotInstalledError, EtcdServer, EtcdStartError, etcd_binary
-from kubemini.ports import free_port
+from kubemini.etcdserver import EtcdNotInstalledError, EtcdStartError, etcd_binary
+from kubemini.ports import port_in_use
 from kubemini.process import (
     ComponentProcess,
     ComponentStartError,
@@ -55,6 +55,7 @@ class UpOptions:
     port: int = 6443
     nodes: int | None = None  # None: one node if this machine can run one, else none (with a note)
     hollow_nodes: int = 0
+    etcd_members: int | None = None  # None: as many as the data dir's etcd data has, else 1
     bridge_prefix: str = "kubemini"
     pod_cidr_prefix: str = "10.88"
 
@@ -107,16 +108,6 @@ class _NodeRuntime(RuntimeProcess):
         self.name = f"runtime{plan.suffix}"
 
 
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 class ClusterStarter:
     """Starts components one by one, recording each in ``pids.json`` and ``cluster.json`` as it comes up."""
 
@@ -130,7 +121,7 @@ class ClusterStarter:
         self.started = time.monotonic()
 
     def check(self) -> int:
-        """Refuse early (nothing started yet); returns how many real nodes to start."""
+        """Refuse early (nothing started yet); plans etcd; returns how many real nodes to start."""
         if state.running_pids(self.data_dir):
             raise UpError(f"kubemini is already running from {self.data_dir}; "
                           f"`kubemini down --data-dir {self.data_dir}` stops it")
@@ -141,6 +132,12 @@ class ClusterStarter:
         except EtcdNotInstalledError:
             raise UpError("etcd is not installed: apt-get install -y etcd-server etcd-client "
                           "(or `make deps`)") from None
+        previous = state.read_cluster(self.data_dir)
+        try:
+            self.record.etcd_members = etcdmembers.plan(self.data_dir, self.opts.etcd_members,
+                                                        previous.etcd_members if previous else [], self.opts.port)
+        except etcdmembers.EtcdLayoutError as exc:
+            raise UpError(str(exc)) from None
         why_not = node.node_prerequisites()
         if why_not is None:
             return 1 if self.opts.nodes is None else self.opts.nodes
@@ -171,18 +168,23 @@ class ClusterStarter:
             raise
         return self.record
 
+    def start_etcd(self) -> None:
+        """Launch every member at once (a new cluster needs a quorum to be healthy), then wait for each."""
+        members = etcdmembers.servers(self.record.etcd_members)
+        for member in members:
+            member.launch()
+            self.note(etcdmembers.component_name(member.name), member.pid, str(member.log_path), member.endpoint,
+                      quiet=True)
+        for member in members:
+            try:
+                member.wait_ready(timeout=20)
+            except EtcdStartError as exc:
+                raise UpError(f"etcd failed: {exc}") from None
+            self.say(self.line(etcdmembers.component_name(member.name), member.endpoint))
+
     def start_control_plane(self) -> None:
-        etcd_port = self.opts.port + 10000
-        if etcd_port > 65535 or port_in_use(etcd_port):
-            etcd_port = free_port()
-        etcd = EtcdServer(self.data_dir / "etcd", client_port=etcd_port)
-        try:
-            etcd.start(timeout=20)
-        except EtcdStartError as exc:
-            raise UpError(f"etcd failed: {exc}") from None
-        self.note("etcd", etcd.pid, str(etcd.log_path), etcd.endpoint)
-        self.record.etcd_endpoint = etcd.endpoint
-        api = ApiServerProcess([etcd.endpoint], self.logs, port=self.opts.port)
+        self.start_etcd()
+        api = ApiServerProcess(self.record.etcd_endpoints, self.logs, port=self.opts.port)
         self.start(api, api.url, record_name="apiserver")
         self.record.api_url = api.url
         self.record.kubeconfig = str(write_kubeconfig(self.data_dir / "kubeconfig", api.url))
@@ -221,14 +223,19 @@ class ClusterStarter:
         url = getattr(component, "url", None) or getattr(component, "endpoint", "")
         self.note(name, component.pid, str(component.log_path), url, detail)
 
-    def note(self, name: str, pid: int | None, log: str, url: str, detail: str | None = None) -> None:
+    def note(self, name: str, pid: int | None, log: str, url: str, detail: str | None = None, *,
+             quiet: bool = False) -> None:
         """Record a started component (pids first: a crash right now must still be cleanable) and say so."""
         assert pid is not None
         self.pids = {name: pid, **self.pids}
         state.write_pids(self.data_dir, self.pids)
         self.record.components.append(state.ComponentRecord(name, log, url))
         state.write_cluster(self.data_dir, self.record)
-        self.say(f"  {name:<29} ready in {self.elapsed():>6}  {detail or url}")
+        if not quiet:
+            self.say(self.line(name, detail or url))
+
+    def line(self, name: str, detail: str) -> str:
+        return f"  {name:<29} ready in {self.elapsed():>6}  {detail}"
 
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:.1f}s"
@@ -246,7 +253,7 @@ def stop_cluster(data_dir: Path, say: Say = print) -> bool:
         return False
     record = state.read_cluster(data_dir) or state.ClusterRecord()
     sockets = {f"runtime{node_suffix(i)}": n.runtime_socket for i, n in enumerate(record.nodes)}
-    for stage in _stop_stages(list(pids)):
+    for stage in _stop_stages(etcdmembers.leader_last(list(pids), record.etcd_members)):
         for name in stage:
             if name in sockets and state.alive(pids[name]):
                 try:

@@ -5,9 +5,9 @@ Two files, both JSON:
 - ``<data-dir>/pids.json`` — ``{component: pid}`` in *reverse* start order, rewritten after every component
   starts (so a half-finished ``up`` can still be taken down). It exists exactly while the cluster runs;
   ``down`` deletes it.
-- ``<data-dir>/cluster.json`` — the cluster's shape: API server URL, etcd endpoint, kubeconfig, each component's
-  log file and URL, and each node's name, runtime root/socket, bridge and pod CIDR. It outlives ``down`` so that
-  ``logs`` and ``image load`` work on a stopped cluster too.
+- ``<data-dir>/cluster.json`` — the cluster's shape: API server URL, etcd members (names, data dirs, ports),
+  kubeconfig, each component's log file and URL, and each node's name, runtime root/socket, bridge and pod CIDR.
+  It outlives ``down`` so that ``logs``, ``image load`` and the next ``up`` (same etcd ports) can use it.
 
 Also the process helpers every command shares: is a pid alive (reaping our own zombies), stop a pid politely.
 Simplification: a pid is trusted as ours while it is alive; a pid reused by an unrelated process after a crash is
@@ -45,12 +45,30 @@ class NodeRecord:
 
 
 @dataclass
+class EtcdMemberRecord:
+    """An etcd member's name, data dir and ports: a 3-member cluster must keep its peer ports across ``up``s."""
+
+    name: str
+    data_dir: str
+    client_port: int
+    peer_port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+
+@dataclass
 class ClusterRecord:
     api_url: str = ""
-    etcd_endpoint: str = ""
     kubeconfig: str = ""
+    etcd_members: list[EtcdMemberRecord] = field(default_factory=list)
     components: list[ComponentRecord] = field(default_factory=list)
     nodes: list[NodeRecord] = field(default_factory=list)
+
+    @property
+    def etcd_endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.etcd_members]
 
     def component(self, name: str) -> ComponentRecord | None:
         return next((c for c in self.components if c.name == name), None)
@@ -65,8 +83,8 @@ def read_cluster(data_dir: Path) -> ClusterRecord | None:
     try:
         raw = json.loads((data_dir / CLUSTER_FILE).read_text())
         return ClusterRecord(
-            api_url=raw.get("api_url", ""), etcd_endpoint=raw.get("etcd_endpoint", ""),
-            kubeconfig=raw.get("kubeconfig", ""),
+            api_url=raw.get("api_url", ""), kubeconfig=raw.get("kubeconfig", ""),
+            etcd_members=[EtcdMemberRecord(**m) for m in raw.get("etcd_members", [])],
             components=[ComponentRecord(**c) for c in raw.get("components", [])],
             nodes=[NodeRecord(**n) for n in raw.get("nodes", [])])
     except (OSError, ValueError, TypeError):

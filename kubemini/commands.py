@@ -4,7 +4,8 @@ Each works from what ``up`` recorded in the data dir (:mod:`kubemini.clusterstat
 fix raises :class:`CommandError` (one line; the CLI prints ``error: …`` and exits 1).
 
 ``etcd snapshot`` uses ``etcdctl`` (Debian's etcd-client). ``restore`` is offline only, as with kubeadm clusters:
-the restored member directory replaces ``<data-dir>/etcd`` and the old one is moved aside, never deleted.
+each member is restored from the same snapshot into a new membership (:mod:`kubemini.etcdmembers` lays them out and
+records their ports for the next ``up``); the old member directories are moved aside, never deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from kubemini import clusterstate as state
+from kubemini import etcdmembers
 
 
 class CommandError(RuntimeError):
@@ -143,33 +145,49 @@ def _etcdctl(*args: str) -> None:
 
 
 def snapshot_save(data_dir: Path, file: Path, out: TextIO | None = None) -> int:
+    """``etcdctl snapshot save`` from the first running member (any member holds all the data)."""
     out = out or sys.stdout
     record = _record(data_dir)
-    etcd_pid = state.read_pids(data_dir).get("etcd")
-    if etcd_pid is None or not state.alive(etcd_pid):
+    pids = state.read_pids(data_dir)
+    running = [m for m in record.etcd_members
+               if (pid := pids.get(etcdmembers.component_name(m.name))) is not None and state.alive(pid)]
+    if not running:
         raise CommandError(f"etcd is not running from {data_dir}; start the cluster with `kubemini up -d`")
-    _etcdctl("snapshot", "save", str(file), f"--endpoints={record.etcd_endpoint}")
+    _etcdctl("snapshot", "save", str(file), f"--endpoints={running[0].endpoint}")
     out.write(f"saved etcd snapshot to {file}\n")
     return 0
 
 
-def snapshot_restore(data_dir: Path, file: Path, out: TextIO | None = None) -> int:
-    """Replace ``<data-dir>/etcd`` with a member restored from ``file``; refused while the cluster runs."""
+def snapshot_restore(data_dir: Path, file: Path, members: int | None = None, out: TextIO | None = None) -> int:
+    """Replace the data dir's etcd data with ``members`` members restored from ``file`` (default: as many as
+    the cluster had, else 1); refused while the cluster runs. Old member directories are moved aside."""
     out = out or sys.stdout
     if state.running_pids(data_dir):
         raise CommandError(f"kubemini is running from {data_dir}; stop it first with `kubemini down`")
     if not file.is_file():
         raise CommandError(f"{file}: no such file")
-    target = data_dir / "etcd"
-    staging = data_dir / "etcd.restoring"
-    shutil.rmtree(staging, ignore_errors=True)
-    # the member name must be EtcdServer's ("default"); the peer URL is a placeholder a single member never dials
-    _etcdctl("snapshot", "restore", str(file), f"--data-dir={staging}", "--name=default",
-             "--initial-cluster=default=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380")
-    if target.exists():
-        aside = data_dir / f"etcd.before-restore-{time.strftime('%Y%m%d-%H%M%S')}"
-        target.rename(aside)
-        out.write(f"moved the old etcd data to {aside}\n")
-    staging.rename(target)
-    out.write(f"restored {file} into {target}; start the cluster with `kubemini up`\n")
+    record = state.read_cluster(data_dir) or state.ClusterRecord()
+    count = members or len(record.etcd_members) or etcdmembers.existing_size(data_dir) or 1
+    new = etcdmembers.restore_plan(data_dir, count)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    staged = []
+    for member in new:
+        staging = Path(member.data_dir + ".restoring")
+        shutil.rmtree(staging, ignore_errors=True)
+        _etcdctl("snapshot", "restore", str(file), f"--data-dir={staging}",
+                 *etcdmembers.restore_flags(member, new))
+        staged.append((staging, Path(member.data_dir)))
+    for size in etcdmembers.SIZES:  # whatever layout was there goes aside, so only the restored one is found
+        for name in etcdmembers.member_names(size):
+            old = etcdmembers.member_dir(data_dir, name)
+            if old.exists():
+                aside = old.with_name(f"{old.name}.before-restore-{stamp}")
+                old.rename(aside)
+                out.write(f"moved the old etcd data {old} to {aside}\n")
+    for staging, target in staged:
+        staging.rename(target)
+    record.etcd_members = new
+    state.write_cluster(data_dir, record)
+    out.write(f"restored {file} into {count} etcd member(s) under {data_dir}; start the cluster with "
+              f"`kubemini up --data-dir {data_dir}`\n")
     return 0

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
@@ -182,19 +183,43 @@ class EtcdServer:
         self.stop()
 
 
-class EtcdCluster:
-    """A local cluster of ``size`` members under ``base_dir/<name>``, for failover tests."""
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member of a cluster to start: its name, data dir and the ports it listens on."""
 
-    def __init__(self, base_dir: Path, *, size: int = 3, extra_args: Sequence[str] = ()) -> None:
-        peers = [free_port() for _ in range(size)]
-        names = [f"m{i}" for i in range(size)]
-        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(names, peers, strict=True))
-        token = f"kubemini-{os.getpid()}-{peers[0]}"
-        args = ["--initial-cluster-state=new", f"--initial-cluster-token={token}", *extra_args]
-        self.members = [
-            EtcdServer(Path(base_dir) / n, name=n, peer_port=p, initial_cluster=initial, extra_args=args)
-            for n, p in zip(names, peers, strict=True)
-        ]
+    name: str
+    data_dir: Path
+    client_port: int
+    peer_port: int
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+def initial_cluster(specs: Sequence[MemberSpec]) -> str:
+    """etcd's ``--initial-cluster`` value: ``name=peer_url,...``."""
+    return ",".join(f"{s.name}={s.peer_url}" for s in specs)
+
+
+def cluster_members(specs: Sequence[MemberSpec], *, token: str, extra_args: Sequence[str] = ()) -> list[EtcdServer]:
+    """The members of one new cluster (``--initial-cluster*`` flags are ignored once a member has data)."""
+    args = ["--initial-cluster-state=new", f"--initial-cluster-token={token}", *extra_args]
+    everyone = initial_cluster(specs)
+    return [EtcdServer(s.data_dir, name=s.name, client_port=s.client_port, peer_port=s.peer_port,
+                       initial_cluster=everyone, extra_args=args) for s in specs]
+
+
+class EtcdCluster:
+    """A local cluster of members (by default ``size`` fresh ones under ``base_dir/<name>``), for failover."""
+
+    def __init__(self, base_dir: Path, *, size: int = 3, extra_args: Sequence[str] = (),
+                 members: Sequence[EtcdServer] | None = None) -> None:
+        if members is None:
+            specs = [MemberSpec(f"m{i}", Path(base_dir) / f"m{i}", free_port(), free_port()) for i in range(size)]
+            members = cluster_members(specs, token=f"kubemini-{os.getpid()}-{specs[0].peer_port}",
+                                      extra_args=extra_args)
+        self.members = list(members)
 
     @property
     def endpoints(self) -> list[str]:
