@@ -39,6 +39,7 @@ import uvloop
 
 from apiserver.__main__ import GC_THRESHOLDS
 from apiserver.storage.etcd import EtcdClient, prefix_range_end
+from bench.coldstart import bench_cold_start, print_cold_start
 from bench.controllers import bench_deployment
 from bench.hollow import bench_hollow, print_hollow
 from bench.kubelet import bench_pod_startup, print_pod_startup
@@ -249,6 +250,11 @@ def print_runtime(result: dict) -> None:
 
 
 async def main_async(args) -> None:
+    if args.only == "coldstart":
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+            print_cold_start(bench_cold_start(Path(tmp)))
+        return
     if args.only == "hollow":
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
@@ -310,6 +316,7 @@ async def main_async(args) -> None:
             print_runtime(await bench_runtime(Path(tmp), args.runtime_pods))
             print_pod_startup(await bench_pod_startup(Path(tmp), args.startup_pods))
             print_hollow(await bench_hollow(Path(tmp), args.hollow_nodes))
+            print_cold_start(bench_cold_start(Path(tmp)))
         finally:
             api.stop()
             etcd.stop()
@@ -333,7 +340,7 @@ def main() -> None:
                         help="hollow nodes for the heartbeat benchmark (default: %(default)s)")
     parser.add_argument("--startup-pods", type=int, default=30,
                         help="pods for the kubelet's pod startup benchmark (default: %(default)s)")
-    parser.add_argument("--only", choices=["runtime", "kubelet", "hollow"], help="run only this benchmark")
+    parser.add_argument("--only", choices=["runtime", "kubelet", "hollow", "coldstart"], help="run only this benchmark")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

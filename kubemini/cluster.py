@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
@@ -31,7 +32,6 @@ from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdStartError, etcd_binary
 from kubemini.ports import port_in_use
 from kubemini.process import (
-    ComponentProcess,
     ComponentStartError,
     ControllerManagerProcess,
     HollowNodesProcess,
@@ -108,8 +108,30 @@ class _NodeRuntime(RuntimeProcess):
         self.name = f"runtime{plan.suffix}"
 
 
+class Startable(Protocol):
+    """What :class:`ClusterStarter` needs of a component: an etcd member or a :class:`ComponentProcess`."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def launch(self) -> None: ...
+
+    def wait_ready(self, timeout: float) -> None: ...
+
+
+@dataclass
+class _Launched:
+    component: Startable
+    name: str
+    detail: str
+    timeout: float
+
+
 class ClusterStarter:
-    """Starts components one by one, recording each in ``pids.json`` and ``cluster.json`` as it comes up."""
+    """Launches every component, recording each in ``pids.json`` and ``cluster.json``, then waits for each."""
 
     def __init__(self, opts: UpOptions, say: Say) -> None:
         self.opts = opts
@@ -153,14 +175,10 @@ class ClusterStarter:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         state.remove_pids(self.data_dir)  # stale: nothing in it is alive (checked above)
         try:
-            self.start_control_plane()
             plans = plan_nodes(self.opts, count)
-            for plan in plans:
-                self.start_node(plan)
-            if self.opts.hollow_nodes:
-                hollow = HollowNodesProcess(Path(self.record.kubeconfig), self.logs,
-                                            extra_args=["--nodes", str(self.opts.hollow_nodes)])
-                self.start(hollow, f"{self.opts.hollow_nodes} hollow node(s) registered", timeout=120)
+            launched = self.launch_all(plans)
+            for item in launched:
+                self.wait_ready(item)
             for plan in plans:
                 self.wait_node_ready(plan)
         except BaseException:
@@ -168,42 +186,52 @@ class ClusterStarter:
             raise
         return self.record
 
-    def start_etcd(self) -> None:
-        """Launch every member at once (a new cluster needs a quorum to be healthy), then wait for each."""
-        members = etcdmembers.servers(self.record.etcd_members)
-        for member in members:
-            member.launch()
-            self.note(etcdmembers.component_name(member.name), member.pid, str(member.log_path), member.endpoint,
-                      quiet=True)
-        for member in members:
-            try:
-                member.wait_ready(timeout=20)
-            except EtcdStartError as exc:
-                raise UpError(f"etcd failed: {exc}") from None
-            self.say(self.line(etcdmembers.component_name(member.name), member.endpoint))
-
-    def start_control_plane(self) -> None:
-        self.start_etcd()
+    def launch_all(self, plans: list[NodePlan]) -> list[_Launched]:
+        """Spawn every component at once, in dependency order; each waits for what it needs (the API server for
+        etcd, clients for the API server, the kubelet for its runtime), so the start-up costs overlap."""
+        launched = [self.launch(server, etcdmembers.component_name(server.name), server.endpoint, timeout=20)
+                    for server in etcdmembers.servers(self.record.etcd_members)]
         api = ApiServerProcess(self.record.etcd_endpoints, self.logs, port=self.opts.port)
-        self.start(api, api.url, record_name="apiserver")
         self.record.api_url = api.url
-        self.record.kubeconfig = str(write_kubeconfig(self.data_dir / "kubeconfig", api.url))
-        kubeconfig = Path(self.record.kubeconfig)
+        kubeconfig = write_kubeconfig(self.data_dir / "kubeconfig", api.url)
+        self.record.kubeconfig = str(kubeconfig)
+        launched.append(self.launch(api, "apiserver", api.url, timeout=30))
         for component in (ControllerManagerProcess(kubeconfig, self.logs), SchedulerProcess(kubeconfig, self.logs)):
-            self.start(component, f"/metrics at {component.url}")
+            launched.append(self.launch(component, component.name, f"/metrics at {component.url}"))
+        for plan in plans:
+            runtime = _NodeRuntime(plan, self.logs)
+            self.record.nodes.append(state.NodeRecord(plan.name, str(plan.runtime_root), str(plan.runtime_socket),
+                                                      plan.bridge, plan.pod_cidr))
+            state.write_cluster(self.data_dir, self.record)  # so a failed start still gets its bridge removed
+            launched.append(self.launch(runtime, runtime.name, f"{runtime.endpoint}, bridge {plan.bridge}, "
+                                        f"pods {plan.pod_cidr}", timeout=NODE_START_TIMEOUT))
+            kubelet = KubeletProcess(kubeconfig, self.logs, node_name=plan.name, runtime_endpoint=runtime.endpoint,
+                                     root_dir=plan.kubelet_root, pod_logs_dir=plan.pod_logs, pod_cidr=plan.pod_cidr)
+            launched.append(self.launch(kubelet, f"kubelet{plan.suffix}", f"node {plan.name}, server {kubelet.url}",
+                                        timeout=NODE_START_TIMEOUT))
+        if self.opts.hollow_nodes:
+            hollow = HollowNodesProcess(kubeconfig, self.logs, extra_args=["--nodes", str(self.opts.hollow_nodes)])
+            launched.append(self.launch(hollow, hollow.name, f"{self.opts.hollow_nodes} hollow node(s) registered",
+                                        timeout=120))
+        return launched
 
-    def start_node(self, plan: NodePlan) -> None:
-        runtime = _NodeRuntime(plan, self.logs)
-        self.record.nodes.append(state.NodeRecord(plan.name, str(plan.runtime_root), str(plan.runtime_socket),
-                                                  plan.bridge, plan.pod_cidr))
-        state.write_cluster(self.data_dir, self.record)  # so a failed start still gets its bridge removed
-        self.start(runtime, f"{runtime.endpoint}, bridge {plan.bridge}, pods {plan.pod_cidr}",
-                   timeout=NODE_START_TIMEOUT)
-        kubelet = KubeletProcess(Path(self.record.kubeconfig), self.logs, node_name=plan.name,
-                                 runtime_endpoint=runtime.endpoint, root_dir=plan.kubelet_root,
-                                 pod_logs_dir=plan.pod_logs, pod_cidr=plan.pod_cidr)
-        self.start(kubelet, f"node {plan.name}, server {kubelet.url}", record_name=f"kubelet{plan.suffix}",
-                   timeout=NODE_START_TIMEOUT)
+    def launch(self, component: Startable, name: str, detail: str, *, timeout: float = 20.0) -> _Launched:
+        """Spawn ``component`` and record it at once (pids first: a crash right now must still be cleanable)."""
+        component.launch()
+        assert component.pid is not None
+        self.pids = {name: component.pid, **self.pids}
+        state.write_pids(self.data_dir, self.pids)
+        url = getattr(component, "url", None) or getattr(component, "endpoint", "")
+        self.record.components.append(state.ComponentRecord(name, str(component.log_path), url))
+        state.write_cluster(self.data_dir, self.record)
+        return _Launched(component, name, detail, timeout)
+
+    def wait_ready(self, item: _Launched) -> None:
+        try:
+            item.component.wait_ready(item.timeout)
+        except (ComponentStartError, EtcdStartError) as exc:
+            raise UpError(f"the {item.name} failed to start: {exc}") from None
+        self.say(f"  {item.name:<29} ready in {self.elapsed():>6}  {item.detail}")
 
     def wait_node_ready(self, plan: NodePlan) -> None:
         if not node.wait_node_ready(self.record.api_url, plan.name, timeout=NODE_START_TIMEOUT):
@@ -212,30 +240,6 @@ class ClusterStarter:
             raise UpError(f"node {plan.name} did not become Ready within {NODE_START_TIMEOUT:.0f}s; "
                           f"the kubelet's log ends with:\n{tail}")
         self.say(f"  node {plan.name:<24} Ready            ({self.elapsed()})")
-
-    def start(self, component: ComponentProcess, detail: str, *, record_name: str | None = None,
-              timeout: float = 20.0) -> None:
-        name = record_name or component.name
-        try:
-            component.start(timeout=timeout)
-        except ComponentStartError as exc:
-            raise UpError(f"the {name} failed to start: {exc}") from None
-        url = getattr(component, "url", None) or getattr(component, "endpoint", "")
-        self.note(name, component.pid, str(component.log_path), url, detail)
-
-    def note(self, name: str, pid: int | None, log: str, url: str, detail: str | None = None, *,
-             quiet: bool = False) -> None:
-        """Record a started component (pids first: a crash right now must still be cleanable) and say so."""
-        assert pid is not None
-        self.pids = {name: pid, **self.pids}
-        state.write_pids(self.data_dir, self.pids)
-        self.record.components.append(state.ComponentRecord(name, log, url))
-        state.write_cluster(self.data_dir, self.record)
-        if not quiet:
-            self.say(self.line(name, detail or url))
-
-    def line(self, name: str, detail: str) -> str:
-        return f"  {name:<29} ready in {self.elapsed():>6}  {detail}"
 
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:.1f}s"

@@ -53,16 +53,26 @@ class ComponentProcess:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 20.0) -> Self:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Spawn the process without waiting for it (components that wait for each other start together)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self._proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Poll the readiness URL; ComponentStartError (process stopped) if it exits or is not ready in time."""
+        assert self._proc is not None, f"the {self.name} was never launched"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ComponentStartError(f"the {self.name} exited with {self._proc.returncode}:\n{self.log_tail()}")
             if self.ready():
-                return self
+                return
             time.sleep(0.05)
         self.stop()
         raise ComponentStartError(f"the {self.name} was not ready within {timeout:.0f}s:\n{self.log_tail()}")

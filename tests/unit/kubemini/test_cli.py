@@ -117,14 +117,20 @@ def test_explicit_nodes_without_runc_say_how_to_install_it(tmp_path: Path, etcd_
 
 def test_a_component_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
     class Dying:
-        name = "scheduler"
+        pid = os.getpid()
+        log_path = tmp_path / "scheduler.log"
 
-        def start(self, timeout: float) -> None:
+        def launch(self) -> None:
+            pass
+
+        def wait_ready(self, timeout: float) -> None:
             raise ComponentStartError("the scheduler exited with 1:\nTraceback ...\nValueError: boom")
 
     starter = cluster.ClusterStarter(cluster.UpOptions(data_dir=tmp_path), say=lambda _: None)
+    launched = starter.launch(Dying(), "scheduler", "detail")
+    assert state.read_pids(tmp_path) == {"scheduler": os.getpid()}  # recorded before it is waited for
     with pytest.raises(cluster.UpError, match=r"(?s)the scheduler failed to start.*ValueError: boom"):
-        starter.start(Dying(), "detail")  # type: ignore[arg-type]
+        starter.wait_ready(launched)
 
 
 def recorded(tmp_path: Path) -> None:
