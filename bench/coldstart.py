@@ -25,7 +25,7 @@ from kubemini import clusterstate
 from kubemini.ports import free_port
 
 CONTROL_PLANE = ("etcd", "apiserver", "controller-manager", "scheduler")
-READY_LINE = re.compile(r"^\s+(\S+)\s+ready in\s+([\d.]+)s")
+READY_LINE = re.compile(r"^\s+(.+?)\s+ready in\s+([\d.]+)s")
 
 
 def _kubemini(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from kubemini import cluster, commands, etcdmembers
 from kubemini import clusterstate as state
+from kubemini.progress import LiveProgress, PlainProgress
 
 DEFAULT_DATA_DIR = Path.home() / ".kubemini"
 MAX_NODES = 200  # node i gets <prefix>.<i>.0/24 and bridge <prefix><i>
@@ -141,7 +142,7 @@ def run_up(args: argparse.Namespace) -> int:
     if not args.detach:  # SIGTERM must stop the cluster as Ctrl-C does, also while starting
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        record = cluster.up(opts, _say)
+        record = cluster.up(opts, LiveProgress() if sys.stdout.isatty() else PlainProgress(_say))
     except cluster.UpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -39,6 +39,7 @@ from kubemini.process import (
     RuntimeProcess,
     SchedulerProcess,
 )
+from kubemini.progress import PlainProgress, Progress
 
 NODE_START_TIMEOUT = 60.0
 PARALLEL_STOP = frozenset({"hollow-nodes", "scheduler", "controller-manager"})
@@ -133,9 +134,10 @@ class _Launched:
 class ClusterStarter:
     """Launches every component, recording each in ``pids.json`` and ``cluster.json``, then waits for each."""
 
-    def __init__(self, opts: UpOptions, say: Say) -> None:
+    def __init__(self, opts: UpOptions, progress: Progress) -> None:
         self.opts = opts
-        self.say = say
+        self.progress = progress
+        self.say = progress.say
         self.data_dir = opts.data_dir
         self.logs = opts.data_dir / "logs"
         self.record = state.ClusterRecord()
@@ -177,13 +179,17 @@ class ClusterStarter:
         try:
             plans = plan_nodes(self.opts, count)
             launched = self.launch_all(plans)
+            for plan in plans:
+                self.progress.waiting(f"node {plan.name}", "Ready")
             for item in launched:
                 self.wait_ready(item)
             for plan in plans:
                 self.wait_node_ready(plan)
         except BaseException:
+            self.progress.close(failed=True)
             stop_cluster(self.data_dir, lambda _line: None)
             raise
+        self.progress.close()
         return self.record
 
     def launch_all(self, plans: list[NodePlan]) -> list[_Launched]:
@@ -224,6 +230,7 @@ class ClusterStarter:
         url = getattr(component, "url", None) or getattr(component, "endpoint", "")
         self.record.components.append(state.ComponentRecord(name, str(component.log_path), url))
         state.write_cluster(self.data_dir, self.record)
+        self.progress.waiting(name, detail)
         return _Launched(component, name, detail, timeout)
 
     def wait_ready(self, item: _Launched) -> None:
@@ -231,7 +238,7 @@ class ClusterStarter:
             item.component.wait_ready(item.timeout)
         except (ComponentStartError, EtcdStartError) as exc:
             raise UpError(f"the {item.name} failed to start: {exc}") from None
-        self.say(f"  {item.name:<29} ready in {self.elapsed():>6}  {item.detail}")
+        self.progress.ready(item.name, self.elapsed(), item.detail)
 
     def wait_node_ready(self, plan: NodePlan) -> None:
         if not node.wait_node_ready(self.record.api_url, plan.name, timeout=NODE_START_TIMEOUT):
@@ -239,15 +246,15 @@ class ClusterStarter:
             tail = _tail(Path(log.log)) if log else ""
             raise UpError(f"node {plan.name} did not become Ready within {NODE_START_TIMEOUT:.0f}s; "
                           f"the kubelet's log ends with:\n{tail}")
-        self.say(f"  node {plan.name:<24} Ready            ({self.elapsed()})")
+        self.progress.ready(f"node {plan.name}", self.elapsed(), "Ready")
 
-    def elapsed(self) -> str:
-        return f"{time.monotonic() - self.started:.1f}s"
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
-def up(opts: UpOptions, say: Say = print) -> state.ClusterRecord:
+def up(opts: UpOptions, progress: Progress | None = None) -> state.ClusterRecord:
     """Start the cluster (see the module docstring); UpError (everything stopped) when it cannot."""
-    return ClusterStarter(opts, say).run()
+    return ClusterStarter(opts, progress or PlainProgress(print)).run()
 
 
 def stop_cluster(data_dir: Path, say: Say = print) -> bool:

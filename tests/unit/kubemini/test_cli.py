@@ -12,6 +12,7 @@ from kubemini import cli, cluster, commands
 from kubemini import clusterstate as state
 from kubemini.ports import free_port
 from kubemini.process import ComponentStartError
+from kubemini.progress import PlainProgress
 
 SUBCOMMANDS = [["up"], ["down"], ["status"], ["logs"], ["image"], ["image", "load"], ["etcd"], ["etcd", "snapshot"],
                ["etcd", "snapshot", "save"], ["etcd", "snapshot", "restore"], []]
@@ -126,7 +127,7 @@ def test_a_component_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
         def wait_ready(self, timeout: float) -> None:
             raise ComponentStartError("the scheduler exited with 1:\nTraceback ...\nValueError: boom")
 
-    starter = cluster.ClusterStarter(cluster.UpOptions(data_dir=tmp_path), say=lambda _: None)
+    starter = cluster.ClusterStarter(cluster.UpOptions(data_dir=tmp_path), PlainProgress(lambda _: None))
     launched = starter.launch(Dying(), "scheduler", "detail")
     assert state.read_pids(tmp_path) == {"scheduler": os.getpid()}  # recorded before it is waited for
     with pytest.raises(cluster.UpError, match=r"(?s)the scheduler failed to start.*ValueError: boom"):
