@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "else 0 with a note")
     up.add_argument("--hollow-nodes", type=_int_in(0, 100000), default=0,
                     help="fake nodes (python -m kubelet.hollow) for scale tests (default: 0)")
+    up.add_argument("--runtime", choices=cluster.RUNTIMES, default="runc",
+                    help="each node's CRI runtime: kubemini's own, running runc containers, or Debian's containerd "
+                         "(default: %(default)s)")
     _etcd_members(up, "etcd members, each a child process (default: as many as the data dir's etcd data has, "
                        "else 1)")
     up.add_argument("--bridge-prefix", type=_bridge_prefix, default="kubemini",
@@ -136,7 +139,7 @@ def _raise_interrupt(*_: object) -> NoReturn:
 
 def run_up(args: argparse.Namespace) -> int:
     opts = cluster.UpOptions(data_dir=args.data_dir.expanduser(), port=args.port, nodes=args.nodes,
-                             hollow_nodes=args.hollow_nodes, etcd_members=args.etcd_members,
+                             hollow_nodes=args.hollow_nodes, etcd_members=args.etcd_members, runtime=args.runtime,
                              bridge_prefix=args.bridge_prefix, pod_cidr_prefix=args.pod_cidr_prefix)
     stop = threading.Event()
     if not args.detach:  # SIGTERM must stop the cluster as Ctrl-C does, also while starting

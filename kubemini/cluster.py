@@ -29,6 +29,7 @@ import grpc
 from kubemini import clusterstate as state
 from kubemini import etcdmembers, node
 from kubemini.apiserverproc import ApiServerProcess, write_kubeconfig
+from kubemini.containerd import ContainerdRuntime, missing_containerd
 from kubemini.etcdserver import EtcdNotInstalledError, EtcdStartError, etcd_binary
 from kubemini.ports import port_in_use
 from kubemini.process import (
@@ -57,6 +58,7 @@ class UpOptions:
     nodes: int | None = None  # None: one node if this machine can run one, else none (with a note)
     hollow_nodes: int = 0
     etcd_members: int | None = None  # None: as many as the data dir's etcd data has, else 1
+    runtime: str = "runc"  # each node's CRI runtime: kubemini's own (runc) or containerd
     bridge_prefix: str = "kubemini"
     pod_cidr_prefix: str = "10.88"
 
@@ -100,13 +102,21 @@ def plan_nodes(opts: UpOptions, count: int, host: str | None = None) -> list[Nod
     return plans
 
 
-class _NodeRuntime(RuntimeProcess):
-    """A runtime whose log is named after its node (``runtime.log``, ``runtime-2.log``, …)."""
+RUNTIMES = ("runc", "containerd")
 
-    def __init__(self, plan: NodePlan, log_dir: Path) -> None:
-        super().__init__(log_dir, plan.runtime_root, pod_cidr=plan.pod_cidr, bridge=plan.bridge,
-                         socket=plan.runtime_socket)
-        self.name = f"runtime{plan.suffix}"
+
+def node_runtime(plan: NodePlan, log_dir: Path, kind: str) -> RuntimeProcess | ContainerdRuntime:
+    """The CRI runtime of one node — kubemini's (runc) or containerd — logging to ``runtime.log``,
+    ``runtime-2.log``, …"""
+    runtime: RuntimeProcess | ContainerdRuntime
+    if kind == "containerd":
+        runtime = ContainerdRuntime(log_dir, plan.runtime_root, bridge=plan.bridge, pod_cidr=plan.pod_cidr,
+                                    socket=plan.runtime_socket)
+    else:
+        runtime = RuntimeProcess(log_dir, plan.runtime_root, pod_cidr=plan.pod_cidr, bridge=plan.bridge,
+                                 socket=plan.runtime_socket)
+    runtime.name = f"runtime{plan.suffix}"
+    return runtime
 
 
 class Startable(Protocol):
@@ -162,7 +172,7 @@ class ClusterStarter:
                                                         previous.etcd_members if previous else [], self.opts.port)
         except etcdmembers.EtcdLayoutError as exc:
             raise UpError(str(exc)) from None
-        why_not = node.node_prerequisites()
+        why_not = node.node_prerequisites() or (missing_containerd() if self.opts.runtime == "containerd" else None)
         if why_not is None:
             return 1 if self.opts.nodes is None else self.opts.nodes
         if self.opts.nodes:
@@ -205,9 +215,9 @@ class ClusterStarter:
         for component in (ControllerManagerProcess(kubeconfig, self.logs), SchedulerProcess(kubeconfig, self.logs)):
             launched.append(self.launch(component, component.name, f"/metrics at {component.url}"))
         for plan in plans:
-            runtime = _NodeRuntime(plan, self.logs)
+            runtime = node_runtime(plan, self.logs, self.opts.runtime)
             self.record.nodes.append(state.NodeRecord(plan.name, str(plan.runtime_root), str(plan.runtime_socket),
-                                                      plan.bridge, plan.pod_cidr))
+                                                      plan.bridge, plan.pod_cidr, self.opts.runtime))
             state.write_cluster(self.data_dir, self.record)  # so a failed start still gets its bridge removed
             launched.append(self.launch(runtime, runtime.name, f"{runtime.endpoint}, bridge {plan.bridge}, "
                                         f"pods {plan.pod_cidr}", timeout=NODE_START_TIMEOUT))
@@ -278,6 +288,9 @@ def stop_cluster(data_dir: Path, say: Say = print) -> bool:
         for name in live:
             say(f"  stopped {name} (pid {pids[name]})")
     for n in record.nodes:
+        if n.runtime == "containerd":  # what containerd keeps outside its directory: shims, netns, CNI caches
+            ContainerdRuntime(data_dir / "logs", Path(n.runtime_root), bridge=n.bridge, pod_cidr=n.pod_cidr,
+                              socket=Path(n.runtime_socket)).sweep()
         node.remove_bridge(n.bridge)
     unmounted = unmount_under(data_dir)
     if unmounted:

@@ -42,6 +42,7 @@ class NodeRecord:
     runtime_socket: str
     bridge: str
     pod_cidr: str
+    runtime: str = "runc"  # the --runtime it was started with: runc, process (kubemini's runtime) or containerd
 
 
 @dataclass

@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from kubelet.runtime.errors import RuntimeFailure
-from kubelet.runtime.images.store import Image, ImageStore, host_platform, sha256_digest
+from kubelet.runtime.images.store import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Image,
+    ImageStore,
+    host_platform,
+    sha256_digest,
+)
 
-__all__ = ["BUSYBOX_IMAGE", "PAUSE_IMAGE", "busybox_layer", "ensure_builtin_images", "pause_layer"]
+__all__ = ["BUSYBOX_IMAGE", "PAUSE_IMAGE", "busybox_layer", "ensure_builtin_images", "pause_layer",
+           "write_builtin_archive"]
 
 BUSYBOX_IMAGE = "docker.io/library/busybox:latest"
 PAUSE_IMAGE = "kubemini.local/pause:latest"
@@ -37,6 +45,8 @@ _GROUP = "root:x:0:\nnogroup:x:65534:\n"
 # The upstream pause image runs as 65535:65535; ours does too, so a sandbox holds no root process by default.
 _PAUSE_USER = "65535:65535"
 _PAUSE_PASSWD = "root:x:0:0:root:/:/catatonit\npause:x:65535:65535:pause:/:/catatonit\n"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _PAUSE_GROUP = "root:x:0:\npause:x:65535:\n"
 
 
@@ -104,20 +114,52 @@ def _read_binary(path: Path | str, package: str) -> bytes:
 
 
 def _register(store: ImageStore, name: str, layer: bytes, config: dict[str, Any]) -> Image:
-    diff_id = sha256_digest(layer)
+    config_bytes = _config_blob(name, layer, config)
+    with store.hold(sha256_digest(layer)):
+        layer_digest = store.add_blob(layer)
+        config_digest = store.add_blob(config_bytes)
+        return store.commit_image(config_digest, [layer_digest], repo_tags=[name])
+
+
+def _config_blob(name: str, layer: bytes, config: dict[str, Any]) -> bytes:
+    """The image's config document (deterministic: the same binary gives the same image id everywhere)."""
     _, arch, variant = host_platform()
     doc: dict[str, Any] = {
         "architecture": arch, "os": "linux", "created": _CREATED, "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
         "history": [{"created": _CREATED, "created_by": f"kubemini builtin image {name}"}],
     }
     if variant:
         doc["variant"] = variant
-    config_bytes = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    with store.hold(diff_id):
-        layer_digest = store.add_blob(layer)
-        config_digest = store.add_blob(config_bytes)
-        return store.commit_image(config_digest, [layer_digest], repo_tags=[name])
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def write_builtin_archive(path: Path) -> Path:
+    """Both built-in images as one OCI layout tarball, for runtimes that import images (``ctr images import``):
+    each manifest is named with ``io.containerd.image.name`` (full name) and ``org.opencontainers.image.ref.name``
+    (the tag), as ``ctr export`` writes them."""
+    blobs: dict[str, bytes] = {}
+    manifests = []
+    for name, (layer, config) in ((BUSYBOX_IMAGE, busybox_layer()), (PAUSE_IMAGE, pause_layer())):
+        config_bytes = _config_blob(name, layer, config)
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": _descriptor(
+            OCI_CONFIG, config_bytes), "layers": [_descriptor(OCI_LAYER, layer)]}).encode()
+        for blob in (layer, config_bytes, manifest):
+            blobs[f"blobs/sha256/{sha256_digest(blob)[7:]}"] = blob
+        manifests.append({**_descriptor(OCI_MANIFEST, manifest), "annotations": {
+            "io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1]}})
+    blobs["oci-layout"] = json.dumps({"imageLayoutVersion": "1.0.0"}).encode()
+    blobs["index.json"] = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    with tarfile.open(path, "w") as tar:
+        for member, data in sorted(blobs.items()):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _descriptor(media_type: str, blob: bytes) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": sha256_digest(blob), "size": len(blob)}
 
 
 class _Layer:
