@@ -234,6 +234,14 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
+def print_scheduler(result: dict, api_creates_per_s: float | None) -> None:
+    ratio = f"{result['pods_per_s'] / api_creates_per_s:.2f} of the API server's create rate; " \
+        if api_creates_per_s else ""
+    print(f"scheduler, {result['nodes']} nodes, {result['pods']} {result['kind']} pods: {result['pods_per_s']:.0f} "
+          f"pods/s ({result['seconds']:.1f} s; {ratio}target >= 300 for plain pods), latency p50 "
+          f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
+
+
 def print_runtime(result: dict) -> None:
     if "skipped" in result:
         print(f"runtime: skipped ({result['skipped']})")
@@ -250,6 +258,12 @@ def print_runtime(result: dict) -> None:
 
 
 async def main_async(args) -> None:
+    if args.only == "scheduler":
+        print(f"machine: {machine()}")
+        with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
+            for result in await bench_scheduler(Path(tmp), args.nodes, [("plain", args.pods)]):
+                print_scheduler(result, None)
+        return
     if args.only == "coldstart":
         print(f"machine: {machine()}")
         with tempfile.TemporaryDirectory(prefix="kubemini-bench-") as tmp:
@@ -304,11 +318,7 @@ async def main_async(args) -> None:
                   f"ratio {down_rate / raw_puts:.2f})")
             for result in await bench_scheduler(Path(tmp), args.nodes, [
                     ("plain", args.pods), ("spread", args.pods // 5), ("anti", args.pods // 5)]):
-                print(f"scheduler, {args.nodes} nodes, {result['pods']} {result['kind']} pods: "
-                      f"{result['pods_per_s']:.0f} pods/s ({result['seconds']:.1f} s; "
-                      f"{result['pods_per_s'] / creates['creates_per_s']:.2f} of the API server's create rate; "
-                      f"target >= 300 for plain pods), latency p50 {result['p50_ms']:.0f} ms, "
-                      f"p99 {result['p99_ms']:.0f} ms")
+                print_scheduler(result, creates["creates_per_s"])
             watch = await bench_watch(host, port, args.watchers, args.rate, args.seconds)
             print(f"watch: {watch['watchers']} watchers x {watch['writes']} writes at {args.rate}/s: "
                   f"p50 {watch['p50_ms']:.1f} ms, p99 {watch['p99_ms']:.1f} ms, max {watch['max_ms']:.0f} ms "
@@ -340,7 +350,8 @@ def main() -> None:
                         help="hollow nodes for the heartbeat benchmark (default: %(default)s)")
     parser.add_argument("--startup-pods", type=int, default=30,
                         help="pods for the kubelet's pod startup benchmark (default: %(default)s)")
-    parser.add_argument("--only", choices=["runtime", "kubelet", "hollow", "coldstart"], help="run only this benchmark")
+    parser.add_argument("--only", choices=["runtime", "kubelet", "hollow", "coldstart", "scheduler"],
+                        help="run only this benchmark")
     parser.add_argument("--list-rounds", type=int, default=5, help="timed lists per kind (default: %(default)s)")
     args = parser.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)  # the same setting as the API server, so decoding costs compare

@@ -94,7 +94,7 @@ async def _watch_bindings(host: str, port: int, namespace: str, expected: int, b
     conn.close()
 
 
-async def _batch(host: str, port: int, namespace: str, kind: str, count: int) -> dict:
+async def _batch(host: str, port: int, namespace: str, kind: str, count: int, nodes: int) -> dict:
     bound_at: dict[str, float] = {}
     created_at: dict[str, float] = {}
     ready = asyncio.Event()
@@ -112,7 +112,7 @@ async def _batch(host: str, port: int, namespace: str, kind: str, count: int) ->
         "application/json", 201)))
     await asyncio.wait_for(watching, 900)
     latencies = [bound_at[name] - created_at[name] for name in bound_at if name in created_at]
-    return {"kind": kind, "pods": count, "seconds": max(bound_at.values()) - started,
+    return {"kind": kind, "pods": count, "nodes": nodes, "seconds": max(bound_at.values()) - started,
             "pods_per_s": count / (max(bound_at.values()) - started),
             "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3}
 
@@ -133,7 +133,7 @@ async def bench_scheduler(work_dir: Path, nodes: int, batches: list[tuple[str, i
             conn = await Connection.open(host, port)  # a fresh one: the server closes idle keep-alives
             await conn.request("POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": namespace}}))
             conn.close()
-            results.append(await _batch(host, port, namespace, kind, count))
+            results.append(await _batch(host, port, namespace, kind, count, nodes))
     finally:
         scheduler.stop()
         api.stop()
