@@ -107,9 +107,10 @@ class FakeProber:
     startup_results: dict[str, Result] = field(default_factory=dict)
     containers: dict[tuple[str, str], tuple[str | None, float | None]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    pods: list[Any] = field(default_factory=list)  # what update_pod was given, in order
 
     def update_pod(self, pod: Any) -> None:
-        pass
+        self.pods.append(pod)
 
     def set_container(self, uid: str, name: str, container_id: str | None, started_at: float | None) -> None:
         self.containers[(uid, name)] = (container_id, started_at)

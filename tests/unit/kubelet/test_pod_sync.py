@@ -101,6 +101,13 @@ async def test_the_second_sync_pulls_creates_and_starts_the_containers(h: Harnes
     assert h.prober.containers[(UID, "app")][0] == app.id
 
 
+async def test_probes_see_the_sandbox_ip_before_the_api_status_has_it(h: Harness):
+    result = await h.up(pod())  # the pod object still has no status: the status write has not landed yet
+    given = h.prober.pods[-1]
+    assert given["status"]["podIP"] == result.status["podIP"] and given["status"]["podIP"].startswith("10.88.0.")
+    assert given["status"]["podIPs"] == [{"ip": given["status"]["podIP"]}]
+
+
 async def test_a_present_image_is_not_pulled_under_if_not_present(h: Harness):
     h.runtime.add_image("busybox:1.36")
     await h.up(pod())
