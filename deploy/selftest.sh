@@ -135,9 +135,14 @@ teardown() {
   [ "$RUN_DOCKER_EXISTED" = 0 ] && rmdir /run/docker/plugins /run/docker 2>/dev/null
   rm -rf "$WORK"
   # What we made on the host must be gone: links that appeared during the run, mounts, our daemons.
-  local links_after new_links mounts
-  links_after=$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort)
-  new_links=$(comm -13 <(echo "$LINKS_BEFORE") <(echo "$links_after") | grep -E '^(br-|veth|docker)' || true)
+  # The kernel destroys a dead netns (and the veth ends in it) asynchronously, so give it a few seconds.
+  local links_after new_links mounts tries=0
+  while :; do
+    links_after=$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort)
+    new_links=$(comm -13 <(echo "$LINKS_BEFORE") <(echo "$links_after") | grep -E '^(br-|veth|docker)' || true)
+    [ -z "$new_links" ] || [ "$tries" -ge 50 ] && break
+    tries=$((tries + 1)); sleep 0.2
+  done
   mounts=$(comm -13 <(echo "$MOUNTS_BEFORE" | sort) <(our_mounts | sort) | grep -c . || true)
   local daemons=""
   for pid in $DOCKERD_PID $CONTAINERD_PID; do kill -0 "$pid" 2>/dev/null && daemons="$daemons $pid"; done
