@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bridge", default="kubemini0", help="name of the pods' bridge (default kubemini0)")
     parser.add_argument("--ip-forward", action="store_true",
                         help="enable IPv4 forwarding on the host (pods reaching beyond the node)")
+    parser.add_argument("--backend", default="runc", choices=["runc", "process"],
+                        help="how containers are made: runc, or 'process' for ocirun, kubemini's own OCI runtime "
+                             "in Python (namespaces and cgroups directly, for machines without runc; --runc is then "
+                             "ignored; see docs/process-backend.md) (default runc)")
     parser.add_argument("--runc", default=None, help="path of the runc binary (default: found on PATH)")
     parser.add_argument("--pause-image", default=None, help="image of the pods' pause process "
                                                             "(default: the built-in kubemini.local/pause:latest)")
@@ -59,7 +63,8 @@ async def run(args: argparse.Namespace) -> None:
     from kubelet.runtime.app import RuntimeApp
 
     app = RuntimeApp(root=args.root, pod_cidr=args.pod_cidr, bridge=args.bridge, runc=args.runc,
-                     pause_image=args.pause_image, pids_limit=args.pids_limit, ip_forward=args.ip_forward)
+                     pause_image=args.pause_image, pids_limit=args.pids_limit, ip_forward=args.ip_forward,
+                     backend=args.backend)
     await app.start(args.listen, metrics_port=args.metrics_port, streaming_port=args.streaming_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

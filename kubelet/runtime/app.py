@@ -27,18 +27,30 @@ log = logging.getLogger(__name__)
 
 class RuntimeApp:
     def __init__(self, *, root: Path, pod_cidr: str, bridge: str = "kubemini0", runc: str | None = None,
-                 pause_image: str | None = None, pids_limit: int = 0, ip_forward: bool = False) -> None:
+                 pause_image: str | None = None, pids_limit: int = 0, ip_forward: bool = False,
+                 backend: str = "runc") -> None:
         self.root = root
         self.ip_forward = ip_forward
         root.mkdir(parents=True, exist_ok=True)
         self.images = ImageStore(root / "images")
         self.network = PodNetwork(root / "network", pod_cidr, bridge)
         self.runtime = Runtime(root / "state", images=self.images, network=self.network,
-                               runc=Runc(find_runc(runc), str(root / "runc")), pause_image=pause_image or PAUSE_IMAGE,
+                               runc=self._oci_runtime(backend, runc, root), pause_image=pause_image or PAUSE_IMAGE,
                                pids_limit=pids_limit)
         self.server = None
         self.http = None
         self.streaming = None
+
+    @staticmethod
+    def _oci_runtime(backend: str, runc: str | None, root: Path) -> Runc:
+        """runc, or the process backend: ocirun, which takes the same command lines (its own state directory)."""
+        if backend == "process":
+            from kubelet.runtime.process.install import install
+
+            return Runc(install(root / "bin"), str(root / "ocirun"))
+        if backend != "runc":
+            raise ValueError(f"unknown backend {backend!r} (runc or process)")
+        return Runc(find_runc(runc), str(root / "runc"))
 
     async def start(self, listen: str, *, metrics_port: int = 0, streaming_port: int = 0) -> None:
         await asyncio.to_thread(ensure_builtin_images, self.images)
