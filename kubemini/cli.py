@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--hollow-nodes", type=_int_in(0, 100000), default=0,
                     help="fake nodes (python -m kubelet.hollow) for scale tests (default: 0)")
     up.add_argument("--runtime", choices=cluster.RUNTIMES, default="runc",
-                    help="each node's CRI runtime: kubemini's own, running runc containers, or Debian's containerd "
-                         "(default: %(default)s)")
+                    help="each node's CRI runtime: kubemini's own with runc, kubemini's own with its process "
+                         "backend (no runc needed), or Debian's containerd (default: %(default)s)")
     _etcd_members(up, "etcd members, each a child process (default: as many as the data dir's etcd data has, "
                        "else 1)")
     up.add_argument("--bridge-prefix", type=_bridge_prefix, default="kubemini",

@@ -58,7 +58,7 @@ class UpOptions:
     nodes: int | None = None  # None: one node if this machine can run one, else none (with a note)
     hollow_nodes: int = 0
     etcd_members: int | None = None  # None: as many as the data dir's etcd data has, else 1
-    runtime: str = "runc"  # each node's CRI runtime: kubemini's own (runc) or containerd
+    runtime: str = "runc"  # each node's CRI runtime: kubemini's own (runc or its process backend) or containerd
     bridge_prefix: str = "kubemini"
     pod_cidr_prefix: str = "10.88"
 
@@ -102,19 +102,19 @@ def plan_nodes(opts: UpOptions, count: int, host: str | None = None) -> list[Nod
     return plans
 
 
-RUNTIMES = ("runc", "containerd")
+RUNTIMES = ("runc", "process", "containerd")
 
 
 def node_runtime(plan: NodePlan, log_dir: Path, kind: str) -> RuntimeProcess | ContainerdRuntime:
-    """The CRI runtime of one node — kubemini's (runc) or containerd — logging to ``runtime.log``,
-    ``runtime-2.log``, …"""
+    """The CRI runtime of one node — kubemini's (with runc, or its process backend) or containerd — logging to
+    ``runtime.log``, ``runtime-2.log``, …"""
     runtime: RuntimeProcess | ContainerdRuntime
     if kind == "containerd":
         runtime = ContainerdRuntime(log_dir, plan.runtime_root, bridge=plan.bridge, pod_cidr=plan.pod_cidr,
                                     socket=plan.runtime_socket)
     else:
         runtime = RuntimeProcess(log_dir, plan.runtime_root, pod_cidr=plan.pod_cidr, bridge=plan.bridge,
-                                 socket=plan.runtime_socket)
+                                 socket=plan.runtime_socket, extra_args=["--backend", kind])
     runtime.name = f"runtime{plan.suffix}"
     return runtime
 
@@ -172,7 +172,8 @@ class ClusterStarter:
                                                         previous.etcd_members if previous else [], self.opts.port)
         except etcdmembers.EtcdLayoutError as exc:
             raise UpError(str(exc)) from None
-        why_not = node.node_prerequisites() or (missing_containerd() if self.opts.runtime == "containerd" else None)
+        why_not = node.node_prerequisites(runc=self.opts.runtime != "process") or (
+            missing_containerd() if self.opts.runtime == "containerd" else None)
         if why_not is None:
             return 1 if self.opts.nodes is None else self.opts.nodes
         if self.opts.nodes:

@@ -29,12 +29,13 @@ BRIDGE = "kubemini0"
 SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def node_prerequisites() -> str | None:
-    """Why a node cannot run here (one line saying what to do), or None."""
+def node_prerequisites(*, runc: bool = True) -> str | None:
+    """Why a node cannot run here (one line saying what to do), or None. ``runc=False``: the runtime's process
+    backend makes the containers itself."""
     if os.geteuid() != 0:
         return "running pods needs root (mounts, cgroups, network namespaces): run `make up` as root"
-    for binary, package in (("runc", "runc"), ("busybox", "busybox-static"), ("catatonit", "catatonit"),
-                            ("ip", "iproute2")):
+    needed = [("busybox", "busybox-static"), ("catatonit", "catatonit"), ("ip", "iproute2")]
+    for binary, package in [("runc", "runc")] * runc + needed:
         if shutil.which(binary, path=SBIN) is None:
             return f"{binary} is missing: apt-get install -y {package}"
     return None

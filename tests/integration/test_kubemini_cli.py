@@ -227,24 +227,29 @@ def test_three_etcd_members_survive_losing_one(data_dir: Path) -> None:
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="a node needs root")
-def test_a_node_on_containerd(data_dir: Path) -> None:
+@pytest.mark.parametrize(("runtime", "reported"), [("containerd", "containerd://"), ("process", "kubemini://")])
+def test_a_node_on_another_runtime(data_dir: Path, runtime: str, reported: str) -> None:
     bridge_prefix = f"kmd{secrets.token_hex(3)}"
     started = kubemini("up", "-d", "--data-dir", str(data_dir), "--port", str(free_port()), "--runtime",
-                       "containerd", "--bridge-prefix", bridge_prefix, "--pod-cidr-prefix", "10.234")
+                       runtime, "--bridge-prefix", bridge_prefix, "--pod-cidr-prefix", "10.234")
     assert started.returncode == 0, started.stderr
     record = clusterstate.read_cluster(data_dir)
-    assert record is not None and [n.runtime for n in record.nodes] == ["containerd"]
+    assert record is not None and [n.runtime for n in record.nodes] == [runtime]
     node = json.loads(kubectl(record.kubeconfig, "get", "node", record.nodes[0].name, "-o", "json"))
-    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith(reported)
     # `busybox` means :latest, which containerd would pull (no registry here): the built-in copy is used instead
     kubectl(record.kubeconfig, "apply", "-f", "-",
             input=DEPLOYMENT.replace("image: busybox,", "image: busybox, imagePullPolicy: IfNotPresent,"))
     wait_for(lambda: len(running_pods(record.kubeconfig)) == 2, timeout=60, message="the Deployment's pods to run")
     assert "10.234.0." in kubectl(record.kubeconfig, "get", "pods", "-o", "wide")
+    if runtime == "process":  # no runc involved: the containers were made by ocirun
+        assert (Path(record.nodes[0].runtime_root) / "ocirun").is_dir()
+        assert not (Path(record.nodes[0].runtime_root) / "runc").exists()
     socket = record.nodes[0].runtime_socket
 
     assert kubemini("down", "--data-dir", str(data_dir)).returncode == 0
     assert mounts_under(data_dir) == []
     assert not bridge_exists(f"{bridge_prefix}0")
-    shims = subprocess.run(["pgrep", "-f", f"containerd-shim.*{socket}"], capture_output=True, text=True).stdout
-    assert shims == ""
+    shims = subprocess.run(["pgrep", "-f", f"(containerd-shim|shim.py).*{data_dir}"], capture_output=True,
+                           text=True).stdout
+    assert shims == "", f"{socket}: shims left: {shims}"

@@ -111,7 +111,7 @@ def test_missing_etcd_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest
 def test_explicit_nodes_without_runc_say_how_to_install_it(tmp_path: Path, etcd_installed: None,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cluster.node, "node_prerequisites", lambda: "runc is missing: apt-get install -y runc")
+    monkeypatch.setattr(cluster.node, "node_prerequisites", lambda **_: "runc is missing: apt-get install -y runc")
     err = up_error(["up", "-d", "--data-dir", str(tmp_path), "--port", str(free_port()), "--nodes", "2"], capsys)
     assert "cannot start 2 node(s): runc is missing: apt-get install -y runc" in err
 
