@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from kubemini.node import drain_runtime
 from tests.runtime.containerd import ContainerdProcess, missing_containerd
 from tests.runtime.cri import CriClient, Pods, RuntimeProcess, missing_prerequisites
 from tests.runtime.registry import MISSING, Pusher, Registry, registry_available
@@ -45,6 +46,7 @@ def runtime_process(request, tmp_path_factory):
     try:
         yield process
     finally:
+        drain_runtime(process.endpoint)  # the runtime keeps pods when it stops, like containerd: none may outlive us
         process.stop()
         subprocess.run(["ip", "link", "del", process.bridge], capture_output=True)
 

@@ -2,7 +2,8 @@
 
 Runs once against kubemini's runtime and once against Debian's containerd (the ``runtime_process`` fixture
 is parametrized over both): the kubelet must drive either through CRI alone. One node per runtime, named
-after it; the node is deleted when its kubelet goes, so the scheduler never binds to a dead node.
+after it; the node is deleted when its kubelet goes, so the scheduler never binds to a dead node. The module
+has a control plane of its own (kubemini.testing.Cluster with the scheduler), so only its pods reach the node.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from kubemini.process import KubeletProcess, SchedulerProcess
+from kubemini.process import KubeletProcess
+from kubemini.testing import Cluster
 from proto.cri import api_pb2 as cri
+from tests.conftest import Kubectl
 from tests.runtime.cri import CriClient
 from tests.support import wait_for
 
@@ -53,14 +56,25 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def scheduler(kubeconfig, tmp_path_factory):
-    proc = SchedulerProcess(kubeconfig, tmp_path_factory.mktemp("scheduler")).start()
-    yield proc
-    proc.stop()
+def apiserver():
+    """A control plane of this module's own (etcd, API server, controller-manager, scheduler). The session's is
+    full of pods other tests leave Pending: a scheduler and a real node there would run them all."""
+    with Cluster(scheduler=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
-def node(runtime_process, kubeconfig, controller_manager, scheduler, tmp_path_factory, kubectl):
+def kubeconfig(apiserver: Cluster) -> Path:
+    return apiserver.kubeconfig
+
+
+@pytest.fixture(scope="module")
+def kubectl(kubeconfig: Path, tmp_path_factory) -> Kubectl:
+    return Kubectl(kubeconfig, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture(scope="module")
+def node(runtime_process, kubeconfig, tmp_path_factory, kubectl):
     """A kubelet for ``runtime_process``, its node Ready; yields the kubelet process."""
     base = tmp_path_factory.mktemp("kubelet")
     name = f"node-{getattr(runtime_process, 'runtime_name', 'cri')}-{secrets.token_hex(2)}"
