@@ -31,6 +31,7 @@ from scheduler.framework.types import PodInfo, QueuedPodInfo
 from scheduler.queue import QueueClosed, SchedulingQueue
 
 log = logging.getLogger(__name__)
+SCHEDULING_SLICE = 0.05  # seconds of back-to-back scheduling cycles before the event loop gets a turn
 
 Obj = dict[str, Any]
 
@@ -167,6 +168,7 @@ class Scheduler:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.queue.run(), name="scheduling queue")
                 tasks.create_task(self._report_queue_sizes(), name="queue metrics")
+                slice_started = self.clock.monotonic()
                 while True:
                     try:
                         queued = await self.queue.pop()
@@ -178,6 +180,11 @@ class Scheduler:
                         log.exception("scheduling cycle for %s failed", queued.pod_info.key)
                         self.queue.requeue_with_backoff(queued)
                         self.queue.done(queued.pod_info.uid)
+                    # pop() never suspends while pods are queued: without a turn of the loop now and then, a long
+                    # queue would hold back the bindings, the informers, /healthz and the leader's lease renewals.
+                    if self.clock.monotonic() - slice_started >= SCHEDULING_SLICE:
+                        await asyncio.sleep(0)
+                        slice_started = self.clock.monotonic()
         finally:
             for task in list(self._binding_tasks):
                 task.cancel()

@@ -195,6 +195,43 @@ async def test_one_failing_cycle_does_not_end_the_loop(monkeypatch):
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_a_long_queue_leaves_the_event_loop_turns_while_it_is_scheduled(monkeypatch):
+    scheduler, framework = build(["Binder"])
+    scheduler.nodes._apply({"type": "ADDED", "object": node("n1", cpu="100")})
+    for i in range(40):
+        scheduler.pods._apply({"type": "ADDED", "object": pod(f"p{i}", f"uid-{i}", cpu="100m")})
+    turns = 0
+    seen: list[tuple[int, int]] = []  # (loop turns, pods bound) when each cycle starts
+    original = scheduler.schedule_one
+
+    all_seen = asyncio.Event()
+
+    async def timed(queued):
+        seen.append((turns, len(framework.plugins["Binder"].bound)))
+        if len(seen) == 40:
+            all_seen.set()
+        scheduler.clock.advance(0.02)  # a scheduling cycle of 20 ms
+        await original(queued)
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(scheduler, "schedule_one", timed)
+    scheduler.informers.wait_for_sync = _synced  # type: ignore[method-assign]
+    ticking = asyncio.create_task(ticker())
+    task = asyncio.create_task(scheduler.run())
+    await asyncio.wait_for(all_seen.wait(), 5)
+    # every 50 ms of cycles (3 cycles here) the loop turned: other tasks ran and bindings went out meanwhile
+    assert len({t for t, _ in seen}) >= 12
+    assert seen[20][1] >= 15
+    for t in (task, ticking):
+        t.cancel()
+    await asyncio.gather(task, ticking, return_exceptions=True)
+
+
 async def _synced(*_args) -> None:
     return None
 
