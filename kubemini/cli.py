@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir(up)
     up.add_argument("--port", type=_int_in(1, 65535), default=6443, help="API server port (default: %(default)s)")
     up.add_argument("--nodes", type=_int_in(0, MAX_NODES), default=None,
-                    help="real nodes (CRI runtime + kubelet; needs root and runc). Default: 1 when possible, "
+                    help="real nodes (CRI runtime + kubelet; needs root, and runc unless --runtime process). "
+                         "Default: 1 when possible, "
                          "else 0 with a note")
     up.add_argument("--hollow-nodes", type=_int_in(0, 100000), default=0,
                     help="fake nodes (python -m kubelet.hollow) for scale tests (default: 0)")
