@@ -37,7 +37,8 @@ def node_prerequisites(*, runc: bool = True) -> str | None:
     needed = [("busybox", "busybox-static"), ("catatonit", "catatonit"), ("ip", "iproute2")]
     for binary, package in [("runc", "runc")] * runc + needed:
         if shutil.which(binary, path=SBIN) is None:
-            return f"{binary} is missing: apt-get install -y {package}"
+            alternative = " (or --runtime process, which needs no runc)" if binary == "runc" else ""
+            return f"{binary} is missing: apt-get install -y {package}{alternative}"
     return None
 
 

@@ -108,6 +108,14 @@ def test_missing_etcd_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest
     assert "apt-get install -y etcd-server" in err
 
 
+def test_without_runc_the_process_backend_is_offered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster.node.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cluster.node.shutil, "which", lambda binary, path=None: None if binary == "runc" else binary)
+    assert cluster.node.node_prerequisites() == \
+        "runc is missing: apt-get install -y runc (or --runtime process, which needs no runc)"
+    assert cluster.node.node_prerequisites(runc=False) is None
+
+
 def test_explicit_nodes_without_runc_say_how_to_install_it(tmp_path: Path, etcd_installed: None,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
