@@ -217,9 +217,9 @@ class ClusterStarter:
             launched.append(self.launch(component, component.name, f"/metrics at {component.url}"))
         for plan in plans:
             runtime = node_runtime(plan, self.logs, self.opts.runtime)
+            # recorded (by launch) before the runtime can make its bridge, so a failed start still has it removed
             self.record.nodes.append(state.NodeRecord(plan.name, str(plan.runtime_root), str(plan.runtime_socket),
                                                       plan.bridge, plan.pod_cidr, self.opts.runtime))
-            state.write_cluster(self.data_dir, self.record)  # so a failed start still gets its bridge removed
             launched.append(self.launch(runtime, runtime.name, f"{runtime.endpoint}, bridge {plan.bridge}, "
                                         f"pods {plan.pod_cidr}", timeout=NODE_START_TIMEOUT))
             kubelet = KubeletProcess(kubeconfig, self.logs, node_name=plan.name, runtime_endpoint=runtime.endpoint,

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from kubemini import clusterstate as state
-from kubemini.etcdserver import EtcdServer, MemberSpec, cluster_members, initial_cluster
+from kubemini.etcdserver import EtcdServer, MemberSpec, cluster_members, initial_cluster, is_leader
 from kubemini.ports import free_port, port_in_use
 
 SIZES = (1, 3)
@@ -98,8 +98,7 @@ def servers(members: list[state.EtcdMemberRecord]) -> list[EtcdServer]:
 def leader_last(names: list[str], members: list[state.EtcdMemberRecord]) -> list[str]:
     """``names`` with the etcd leader's component moved to the end: followers stop first, so the leader's
     stop does not wait on a leadership transfer to a member that is stopping too."""
-    leader = next((component_name(m.name) for m, server in zip(members, servers(members), strict=True)
-                   if len(members) > 1 and server.is_leader()), None)
+    leader = next((component_name(m.name) for m in members if len(members) > 1 and is_leader(m.endpoint)), None)
     return [n for n in names if n != leader] + ([leader] if leader in names else [])
 
 

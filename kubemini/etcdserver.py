@@ -47,6 +47,18 @@ def etcd_binary() -> str:
     return found
 
 
+def is_leader(endpoint: str) -> bool:
+    """Whether the member serving ``endpoint`` is the raft leader (asks the v3 JSON gateway for Status)."""
+    req = urllib.request.Request(f"{endpoint}/v3/maintenance/status", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=1.0) as resp:
+            status = json.load(resp)
+    except (OSError, ValueError):
+        return False
+    leader = status.get("leader")
+    return bool(leader) and leader == status.get("header", {}).get("member_id")
+
+
 class EtcdServer:
     """One etcd member as a child process. Not thread-safe; start() and stop() are idempotent."""
 
@@ -142,15 +154,7 @@ class EtcdServer:
             return False
 
     def is_leader(self) -> bool:
-        """Whether this member is the raft leader (asks the v3 JSON gateway for Status)."""
-        req = urllib.request.Request(f"{self.endpoint}/v3/maintenance/status", data=b"{}", method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=1.0) as resp:
-                status = json.load(resp)
-        except (OSError, ValueError):
-            return False
-        leader = status.get("leader")
-        return bool(leader) and leader == status.get("header", {}).get("member_id")
+        return is_leader(self.endpoint)
 
     def kill(self) -> None:
         """SIGKILL: the member vanishes as in a crash."""

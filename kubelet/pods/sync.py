@@ -294,9 +294,10 @@ class PodSyncer:
         carrying it has reached the API server (a first readiness probe would otherwise find no IP)."""
         uid = pod["metadata"]["uid"]
         status = pod.get("status") or {}
-        ip = self.node().host_ip if podspec.host_network(pod) else (runtime.sandbox.ip if runtime.sandbox else "")
-        if ip and not status.get("podIP"):
-            pod = {**pod, "status": {**status, "podIP": ip, "podIPs": [{"ip": ip}]}}
+        if not status.get("podIP"):
+            ip = self.node().host_ip if podspec.host_network(pod) else (runtime.sandbox.ip if runtime.sandbox else "")
+            if ip:
+                pod = {**pod, "status": {**status, "podIP": ip, "podIPs": [{"ip": ip}]}}
         self.prober.update_pod(pod)
         for container in podspec.all_containers(pod):
             latest = runtime.latest(container["name"])

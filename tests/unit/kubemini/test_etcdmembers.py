@@ -81,6 +81,6 @@ def test_restore_flags_make_each_member_part_of_one_new_cluster(tmp_path: Path) 
 def test_the_leader_stops_last(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     members = etcdmembers.plan(tmp_path, 3, [], api_port=free_port())
     leader_endpoint = members[2].endpoint
-    monkeypatch.setattr("kubemini.etcdserver.EtcdServer.is_leader", lambda self: self.endpoint == leader_endpoint)
+    monkeypatch.setattr(etcdmembers, "is_leader", lambda endpoint: endpoint == leader_endpoint)
     names = ["apiserver", "etcd-3", "etcd-2", "etcd-1"]
     assert etcdmembers.leader_last(names, members) == ["apiserver", "etcd-2", "etcd-1", "etcd-3"]
