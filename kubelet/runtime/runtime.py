@@ -94,7 +94,7 @@ class Runtime:
         self.runc = runc
         self.pause_image = pause_image
         self.pids_limit = pids_limit
-        self.python = python or sys.executable
+        self.shims = tasks.ShimServer(root, python or sys.executable)
         self.sandbox_store = RecordStore(root / "sandboxes", SandboxRecord)
         self.container_store = RecordStore(root / "containers", ContainerRecord)
         self.sandboxes: dict[str, SandboxRecord] = {}
@@ -131,6 +131,7 @@ class Runtime:
 
     def close(self) -> None:
         self._watcher.close()
+        self.shims.close()
 
     def _lock(self, object_id: str) -> asyncio.Lock:
         return self._locks.setdefault(object_id, asyncio.Lock())
@@ -263,20 +264,20 @@ class Runtime:
             cgroups_path=sandbox.cgroup_path, res=oci.resources(cri.LinuxContainerResources()),
             sysctls=oci.validate_sysctls(dict(config.linux.sysctls), host_network), privileged=sc.privileged,
             hostname=None if host_network else config.hostname or config.metadata.name)
-        started = await self._create_task(sandbox.id, directory, spec, log_path="", cgroup_path=sandbox.cgroup_path)
+        started = await self._create_task(sandbox.id, directory, spec, log_path="", cgroup_path=sandbox.cgroup_path,
+                                          run=True)
         sandbox.pause_pid, sandbox.shim_pid = started.pid, started.shim_pid
         self.sandbox_store.save(sandbox)
         self._watch(sandbox.id, started.shim_pid, directory, self._on_pause_exit)
-        await self.runc.start(sandbox.id)
 
     async def _create_task(self, task_id: str, directory: Path, spec: dict, *, log_path: str,
-                           cgroup_path: str, stdin: bool = False) -> tasks.Started:
+                           cgroup_path: str, stdin: bool = False, run: bool = False) -> tasks.Started:
         bundle = directory / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
-        return await tasks.spawn(container_id=task_id, bundle=bundle, state_dir=directory, runc=self.runc.binary,
-                                 runc_root=self.runc.root, log_path=log_path, cgroup_path=cgroup_path, stdin=stdin,
-                                 python=self.python)
+        return await tasks.spawn(self.shims, container_id=task_id, bundle=bundle, state_dir=directory,
+                                 runc=self.runc.binary, runc_root=self.runc.root, log_path=log_path,
+                                 cgroup_path=cgroup_path, stdin=stdin, run=run)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         try:

@@ -23,9 +23,16 @@ width and height as two big-endian uint16) and 255 (close the container's stdin 
 written; ignored with a terminal). A client that reads too slowly is dropped rather than allowed to hold up the
 container's output, and a container that does not read its stdin stops the shim reading from clients.
 
-Run as a script with ``python -S`` (no site, only the standard library) to keep its footprint small:
-``shim.py SPEC_JSON NOTIFY_FD`` (the runtime's notification pipe); it answers one JSON line there
-(``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container is created.
+Shims are forked, not started: a fresh interpreter costs ~25 ms of CPU before it does anything, and a pod needs
+two shims (its pause process and its container), which on a busy node was a quarter of all the CPU spent
+starting pods. So the runtime runs one **shim server** (``python -S shim.py CHANNEL_FD ROOT``: no site, only
+the standard library, everything imported once) and asks it for each shim over a SOCK_SEQPACKET socket: one
+message holds the shim's spec as JSON and two descriptors, the runtime's notification pipe and the shim's log
+file. The server forks; the child daemonizes (the server reaps it at once; its child, the shim, belongs to no
+one), writes its output to the log, and answers one JSON line on the pipe (``{"pid": ..., "shim_pid": ...}`` or
+``{"error": ...}``) once the container is created. The server exits when the runtime closes the socket. A shim's
+working directory is its container's state directory: that is how a restarted runtime knows a pid is still the
+shim it recorded (``tasks.is_shim``).
 """
 
 from __future__ import annotations
@@ -42,7 +49,11 @@ import sys
 import termios
 import time
 
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
+SHIM_NAME = b"kubemini-shim"  # what ps -o comm and top show
+IGNORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)  # by the shim; not by runc
+MAX_REQUEST = 1 << 16
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as containerd does
 DRAIN_AFTER_EXIT_S = 2.0  # processes outside the container's pid namespace may keep the pipes open
 CONSOLE_WAIT_S = 10.0  # for runc to hand over a terminal container's pty master
@@ -156,19 +167,21 @@ def container_stdio(spec: dict) -> tuple[bool, bool]:
 
 
 def create(spec: dict, stdio: tuple[int, int, int], console_socket: str = "") -> int:
-    """``runc create``; returns the container's init pid. Raises RuntimeError with runc's message on failure."""
+    """``runc create`` (``runc run --detach`` when the spec says ``run``: a pause process, started at once); returns
+    the container's init pid. Raises RuntimeError with runc's message on failure."""
     runc_log = os.path.join(spec["state_dir"], "runc.log")
     pid_file = os.path.join(spec["state_dir"], "init.pid")
-    argv = [spec["runc"], "--root", spec["runc_root"], "--log", runc_log, "--log-format", "json", "create",
+    verb = ["run", "--detach"] if spec.get("run") else ["create"]
+    argv = [spec["runc"], "--root", spec["runc_root"], "--log", runc_log, "--log-format", "json", *verb,
             "--bundle", spec["bundle"], "--pid-file", pid_file]
     if console_socket:
         argv += ["--console-socket", console_socket]
     argv.append(spec["id"])
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
-    runc = os.posix_spawn(spec["runc"], argv, os.environ, file_actions=actions)
+    runc = os.posix_spawn(spec["runc"], argv, os.environ, file_actions=actions, setsigdef=IGNORED_SIGNALS)
     _, status = os.waitpid(runc, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(runc_error(runc_log, f"runc create exited with {os.waitstatus_to_exitcode(status)}"))
+        raise RuntimeError(runc_error(runc_log, f"runc {verb} exited with {os.waitstatus_to_exitcode(status)}"))
     with open(pid_file) as f:
         return int(f.read().strip())
 
@@ -446,24 +459,25 @@ def exit_record(status: int, cgroup_path: str) -> dict:
 
 
 def daemonize() -> None:
-    """Detach from the runtime: the runtime reaps our first process at once; the second one is the shim."""
+    """Detach from the server: it reaps our first process at once; the second one is the shim."""
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+    for signum in IGNORED_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def main(spec_path: str, notify_fd: int) -> None:
-    with open(spec_path) as f:
-        spec = json.load(f)
+def run_shim(spec: dict, notify_fd: int) -> None:
     os.set_inheritable(notify_fd, False)  # neither runc nor the container may hold the runtime's pipe
     daemonize()
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, SHIM_NAME, 0, 0, 0)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         notify(notify_fd, {"error": f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}"})
         return
     stdin, tty = container_stdio(spec)
     try:
+        os.chdir(spec["state_dir"])  # how the runtime tells this shim from a process that reused its pid
         dir_fd = os.open(spec["state_dir"], os.O_PATH | os.O_DIRECTORY)
         init_pid, streams, stdin_fd = start(spec, dir_fd, stdin, tty)
         attach = Attach(dir_fd, stdin_fd, next(iter(streams)) if tty else None)
@@ -476,5 +490,53 @@ def main(spec_path: str, notify_fd: int) -> None:
     write_json_atomic(os.path.join(spec["state_dir"], "exit.json"), exit_info)
 
 
+def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int) -> None:
+    """In the server's child: stdio to the shim's log, then become the shim. Never returns to the server loop."""
+    status = 1
+    try:
+        channel.close()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((devnull, 0), (log_fd, 1), (log_fd, 2)):
+            os.dup2(fd, target)
+        os.close(devnull)
+        os.close(log_fd)
+        run_shim(json.loads(request), notify_fd)
+        status = 0
+    except Exception as e:
+        print(f"shim: {e!r}", file=sys.stderr, flush=True)
+    finally:
+        os._exit(status)
+
+
+def serve(channel_fd: int) -> None:
+    """The shim server: fork a shim for every request until the runtime closes the channel."""
+    os.chdir("/")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the runtime, which closes the channel
+    channel = socket.socket(fileno=channel_fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST, 2)
+        except ConnectionError:
+            return
+        if not message:
+            return  # the runtime has gone
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        notify_fd, log_fd = fds
+        try:
+            pid = os.fork()
+        except OSError as e:
+            notify(notify_fd, {"error": f"cannot fork a shim: {e}"})
+            os.close(log_fd)
+            continue
+        if pid == 0:
+            forked(channel, message, notify_fd, log_fd)
+        os.close(notify_fd)
+        os.close(log_fd)
+        os.waitpid(pid, 0)  # the child forks the shim and leaves at once
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    serve(int(sys.argv[1]))  # argv[2], the runtime's root, only names the server in process listings

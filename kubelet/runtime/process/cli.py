@@ -1,9 +1,9 @@
 """ocirun's command line: runc's global flags, its subcommands and their flags, as kubemini's runtime calls them.
 
 ``ocirun [--root R] [--log F] [--log-format json|text] COMMAND [flags] ID [ARGS...]`` with COMMAND one of
-create, start, state, kill, delete, update, exec. Flags are accepted with one or two dashes and ``--flag=value``,
-up to the first positional argument (like runc's command-line library). Errors are reported as runc reports them
-(see ``errors.py``).
+create, start, run (with --detach only: create, then start), state, kill, delete, update, exec. Flags are accepted
+with one or two dashes and ``--flag=value``, up to the first positional argument (like runc's command-line
+library). Errors are reported as runc reports them (see ``errors.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ GLOBAL_FLAGS = {"root": 1, "log": 1, "log-format": 1, "debug": 0, "systemd-cgrou
 COMMANDS = {  # command: {flag: takes a value?}, aliases folded in by ALIASES
     "create": {"bundle": 1, "pid-file": 1, "console-socket": 1, "no-pivot": 0, "no-new-keyring": 0,
                "preserve-fds": 1},
+    "run": {"bundle": 1, "pid-file": 1, "console-socket": 1, "no-pivot": 0, "no-new-keyring": 0,
+            "preserve-fds": 1, "detach": 0},
     "start": {},
     "state": {},
     "kill": {"all": 0},
@@ -25,7 +27,7 @@ COMMANDS = {  # command: {flag: takes a value?}, aliases folded in by ALIASES
     "update": {"resources": 1},
     "exec": {"tty": 0, "pid-file": 1, "env": 1, "cwd": 1, "detach": 0, "no-new-privs": 0},
 }
-ALIASES = {"b": "bundle", "a": "all", "f": "force", "r": "resources", "t": "tty", "e": "env"}
+ALIASES = {"b": "bundle", "a": "all", "f": "force", "r": "resources", "t": "tty", "e": "env", "d": "detach"}
 REPEATED = {"env"}
 
 
@@ -77,10 +79,15 @@ def run(argv: list[str]) -> int:
         raise Failure(f'"{command}" requires a container id')
     root = global_flags.get("root") or DEFAULT_ROOT
     container_id = positional[0]
-    if command == "create":
+    if command in ("create", "run"):
         from kubelet.runtime.process.create import create
+        from kubelet.runtime.process.lifecycle import start
 
+        if command == "run" and not flags.get("detach"):
+            raise Failure("run without --detach is not supported by the process backend")
         create(root, container_id, flags.get("bundle", ""), flags.get("pid-file"), flags.get("console-socket"))
+        if command == "run":
+            start(root, container_id)
     elif command == "exec":
         from kubelet.runtime.process.execute import exec_
 
