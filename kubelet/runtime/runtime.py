@@ -2,9 +2,11 @@
 
 The gRPC servicers (``server.py``) translate CRI messages to calls here and records back to CRI messages; this
 module owns the order of things. A sandbox is a network namespace on the node's bridge (unless it uses the host's
-network) plus a pause process — Debian's catatonit in its own runc container — that holds the pod's IPC, UTS and
-PID namespaces, which the pod's containers join. A container is an overlayfs root over its image's layers, an OCI
-bundle, and a shim that created it with runc and reports its exit. Everything is written to disk as it happens so
+network) and IPC and UTS namespaces, each kept by a bind mount rather than by a process (as CRI-O does), which the
+pod's containers join; only a pod that shares one PID namespace among its containers (shareProcessNamespace) also
+gets a pause process — Debian's catatonit in its own runc container — as that namespace's PID 1. A container is an
+overlayfs root over its image's layers, an OCI bundle, and a shim that created it with runc and reports its exit.
+A sandbox is recorded ready only once all of it exists. Everything is written to disk as it happens so
 that :meth:`Runtime.recover` can rebuild the picture after a restart and finish or undo half-done work.
 """
 
@@ -79,6 +81,12 @@ def stop_signal_name(config: cri.ContainerConfig, image_config: dict) -> str:
     return image_config.get("StopSignal") or "SIGTERM"
 
 
+def pod_namespace(sandbox: SandboxRecord, kind: str) -> str:
+    """Where a container joins its pod's ``kind`` namespace (a sandbox made before namespaces were pinned still has
+    them in its pause process)."""
+    return sandbox.pinned.get(kind) or f"/proc/{sandbox.pause_pid}/ns/{kind}"
+
+
 def exit_reason(exit_code: int, oom_killed: bool) -> str:
     if oom_killed:
         return "OOMKilled"
@@ -113,7 +121,7 @@ class Runtime:
         for sandbox in self.sandbox_store.load_all():
             self.sandboxes[sandbox.id] = sandbox
             self._names.add(sandbox.name_key)
-            if sandbox.state == SANDBOX_READY:
+            if sandbox.state == SANDBOX_READY and sandbox.pause_pid:
                 self._watch(sandbox.id, sandbox.shim_pid, self._sandbox_dir(sandbox.id), self._on_pause_exit)
         for container in self.container_store.load_all():
             if container.sandbox_id not in self.sandboxes:
@@ -208,28 +216,31 @@ class Runtime:
         if name_key in self._names:
             raise AlreadyExists(f"pod sandbox name {name_key!r} is already reserved")
         sc = config.linux.security_context
-        host_network = sc.namespace_options.network == cri.NODE
-        oci.validate_sysctls(dict(config.linux.sysctls), host_network)
-        pause = self.images.get(self.pause_image)
+        oci.validate_sysctls(dict(config.linux.sysctls), sc.namespace_options.network == cri.NODE)
+        pause = self.images.get(self.pause_image) if sc.namespace_options.pid == cri.POD else None
         sandbox_id = secrets.token_hex(32)
         parent = config.linux.cgroup_parent or f"/kubepods/besteffort/pod{meta.uid}"
         sandbox = SandboxRecord(id=sandbox_id, name_key=name_key, config=to_json(config), created_at=now_ns(),
                                 cgroup_parent=parent, cgroup_parent_owned=not config.linux.cgroup_parent,
-                                runtime_handler=runtime_handler)
+                                runtime_handler=runtime_handler, state=SANDBOX_NOTREADY)
         self._names.add(name_key)
         self.sandboxes[sandbox_id] = sandbox
         self.sandbox_store.save(sandbox)
         try:
             async with self._lock(sandbox_id):
-                await self._start_sandbox(sandbox, config, pause, host_network)
+                await self._start_sandbox(sandbox, config, pause)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._destroy_sandbox(sandbox)
             raise
         return sandbox_id
 
-    async def _start_sandbox(self, sandbox: SandboxRecord, config: cri.PodSandboxConfig, pause, host_network: bool):
+    async def _start_sandbox(self, sandbox: SandboxRecord, config: cri.PodSandboxConfig, pause) -> None:
+        """Network, pod files, /dev/shm, IPC and UTS namespaces; a pause process only for a shared PID namespace.
+        The sandbox is ready (and so recorded) only once all of it is there."""
         directory = self._sandbox_dir(sandbox.id)
+        ns_options = config.linux.security_context.namespace_options
+        host_network = ns_options.network == cri.NODE
         hostname = config.hostname or (os.uname().nodename if host_network else config.metadata.name)
         if not host_network:
             attachment = await self.network.setup(sandbox.id, hostname)
@@ -237,21 +248,31 @@ class Runtime:
             sandbox.ip = str(attachment.ip.ip) if hasattr(attachment.ip, "ip") else str(attachment.ip)
             self.sandbox_store.save(sandbox)
         podfiles.write(directory / "etc", config, hostname, sandbox.ip)
-        ns_options = config.linux.security_context.namespace_options
+        pins = {}
         if ns_options.ipc != cri.NODE:
             mounts.mount_tmpfs(directory / "shm")
             sandbox.shm_mounted = True
+            pins["ipc"] = directory / "ns" / "ipc"
+        if not host_network:
+            pins["uts"] = directory / "ns" / "uts"
+        if pins:
+            await tasks.pin_namespaces(self.shims, pins, hostname)
+            sandbox.pinned = {kind: str(path) for kind, path in pins.items()}
+        if pause is not None:
+            await self._start_pause(sandbox, config, pause)
+        sandbox.state = SANDBOX_READY
+        self.sandbox_store.save(sandbox)
+        if pause is not None:
+            self._watch(sandbox.id, sandbox.shim_pid, directory, self._on_pause_exit)
+
+    async def _start_pause(self, sandbox: SandboxRecord, config: cri.PodSandboxConfig, pause) -> None:
+        """The pause process — Debian's catatonit in its own runc container — is PID 1 of the pod's PID namespace."""
+        directory = self._sandbox_dir(sandbox.id)
         self.images.add_user(pause.id, f"pod sandbox {sandbox.id}")  # its layers stay until _destroy_sandbox
         rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(pause), directory)
         sandbox.rootfs_mounted = True
-        self.sandbox_store.save(sandbox)
-        namespaces: dict[str, str | None] = {"mount": None}
-        if ns_options.pid != cri.NODE:
-            namespaces["pid"] = None
-        if ns_options.ipc != cri.NODE:
-            namespaces["ipc"] = None
-        if not host_network:
-            namespaces["uts"] = None
+        namespaces: dict[str, str | None] = {"mount": None, "pid": None, **sandbox.pinned}
+        if sandbox.netns:
             namespaces["network"] = sandbox.netns
         sc = config.linux.security_context
         spec = oci.spec(
@@ -262,13 +283,11 @@ class Runtime:
             no_new_privileges=True, oom_score_adj=None, mounts=oci.base_mounts(False),
             ns=oci.namespaces(namespaces),
             cgroups_path=sandbox.cgroup_path, res=oci.resources(cri.LinuxContainerResources()),
-            sysctls=oci.validate_sysctls(dict(config.linux.sysctls), host_network), privileged=sc.privileged,
-            hostname=None if host_network else config.hostname or config.metadata.name)
+            sysctls=oci.validate_sysctls(dict(config.linux.sysctls), not sandbox.netns), privileged=sc.privileged,
+            hostname=None)
         started = await self._create_task(sandbox.id, directory, spec, log_path="", cgroup_path=sandbox.cgroup_path,
                                           run=True)
         sandbox.pause_pid, sandbox.shim_pid = started.pid, started.shim_pid
-        self.sandbox_store.save(sandbox)
-        self._watch(sandbox.id, started.shim_pid, directory, self._on_pause_exit)
 
     async def _create_task(self, task_id: str, directory: Path, spec: dict, *, log_path: str,
                            cgroup_path: str, stdin: bool = False, run: bool = False) -> tasks.Started:
@@ -293,6 +312,7 @@ class Runtime:
                 await self._kill(sandbox.id, "KILL", 0)
             if sandbox.netns:
                 await self.network.teardown(sandbox.id)
+            self._unpin(sandbox)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         try:
@@ -309,9 +329,11 @@ class Runtime:
         """Undo everything a sandbox may have made, whatever state it got to."""
         directory = self._sandbox_dir(sandbox.id)
         self._watcher.unwatch(sandbox.id)
-        await self.runc.delete(sandbox.id)
+        if sandbox.pod_config.linux.security_context.namespace_options.pid == cri.POD:
+            await self.runc.delete(sandbox.id)  # its pause container, made or not
         if sandbox.netns:
             await self.network.teardown(sandbox.id)
+        self._unpin(sandbox)
         mounts.unmount(directory / "rootfs")
         mounts.unmount(directory / "shm")
         cgroups.remove_empty(sandbox.cgroup_path)
@@ -323,6 +345,12 @@ class Runtime:
         self._names.discard(sandbox.name_key)
         self._exited.pop(sandbox.id, None)
         self._locks.pop(sandbox.id, None)
+
+    def _unpin(self, sandbox: SandboxRecord) -> None:
+        """Release the pod's IPC and UTS namespaces (the kernel frees them once no container is in them either);
+        also whatever a RunPodSandbox that failed half-way had pinned."""
+        for kind in ("ipc", "uts"):
+            mounts.unmount(self._sandbox_dir(sandbox.id) / "ns" / kind)
 
     def list_sandboxes(self) -> list[SandboxRecord]:
         return list(self.sandboxes.values())
@@ -385,20 +413,22 @@ class Runtime:
         self.container_store.save(record)
         user = oci.resolve_user(sc, image.config.get("User", ""), rootfs)
         record.user = asdict(user)
-        pause_ns = f"/proc/{sandbox.pause_pid}/ns"
         pid_mode = sc.namespace_options.pid
         namespaces: dict[str, str | None] = {"mount": None}
         if pid_mode == cri.POD:
-            namespaces["pid"] = f"{pause_ns}/pid"
+            if not sandbox.pause_pid:
+                raise FailedPrecondition(f"pod sandbox {sandbox.id} has no shared PID namespace (its config did not "
+                                         "ask for one)")
+            namespaces["pid"] = f"/proc/{sandbox.pause_pid}/ns/pid"
         elif pid_mode == cri.CONTAINER:
             namespaces["pid"] = None
         elif pid_mode == cri.TARGET:
             target = self.get_container(sc.namespace_options.target_id)
             namespaces["pid"] = f"/proc/{target.pid}/ns/pid"
         if sc.namespace_options.ipc != cri.NODE:
-            namespaces["ipc"] = f"{pause_ns}/ipc"
+            namespaces["ipc"] = pod_namespace(sandbox, "ipc")
         if not host_network:
-            namespaces["uts"] = f"{pause_ns}/uts"
+            namespaces["uts"] = pod_namespace(sandbox, "uts")
             namespaces["network"] = sandbox.netns
         container_mounts = oci.base_mounts(sc.privileged) + oci.cri_mounts(list(config.mounts))
         taken = {m.container_path for m in config.mounts}

@@ -23,16 +23,20 @@ width and height as two big-endian uint16) and 255 (close the container's stdin 
 written; ignored with a terminal). A client that reads too slowly is dropped rather than allowed to hold up the
 container's output, and a container that does not read its stdin stops the shim reading from clients.
 
-Shims are forked, not started: a fresh interpreter costs ~25 ms of CPU before it does anything, and a pod needs
-two shims (its pause process and its container), which on a busy node was a quarter of all the CPU spent
-starting pods. So the runtime runs one **shim server** (``python -S shim.py CHANNEL_FD ROOT``: no site, only
-the standard library, everything imported once) and asks it for each shim over a SOCK_SEQPACKET socket: one
-message holds the shim's spec as JSON and two descriptors, the runtime's notification pipe and the shim's log
-file. The server forks; the child daemonizes (the server reaps it at once; its child, the shim, belongs to no
-one), writes its output to the log, and answers one JSON line on the pipe (``{"pid": ..., "shim_pid": ...}`` or
-``{"error": ...}``) once the container is created. The server exits when the runtime closes the socket. A shim's
-working directory is its container's state directory: that is how a restarted runtime knows a pid is still the
-shim it recorded (``tasks.is_shim``).
+Shims are forked, not started: a fresh interpreter costs ~25 ms of CPU before it does anything, which on a busy
+node was a quarter of all the CPU spent starting pods. So the runtime runs one **shim server** (``python -S
+shim.py CHANNEL_FD ROOT``: no site, only the standard library, everything imported once) and asks it for each
+shim over a SOCK_SEQPACKET socket: one message holds the shim's spec as JSON and two descriptors, the runtime's
+notification pipe and the shim's log file. The server forks; the child daemonizes (the server reaps it at once;
+its child, the shim, belongs to no one), writes its output to the log, and answers one JSON line on the pipe
+(``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container is created. The server exits when the
+runtime closes the socket. A shim's working directory is its container's state directory: that is how a
+restarted runtime knows a pid is still the shim it recorded (``tasks.is_shim``).
+
+The server's other job needs a single-threaded process too: a request with ``pin`` (and only the notification
+pipe) makes a pod's IPC and UTS namespaces — the child unshares them, sets the pod's hostname, bind-mounts
+``/proc/self/ns/{ipc,uts}`` on the files named and exits (what CRI-O's pinns does), so that a pod needs no pause
+process to hold them.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ PR_SET_CHILD_SUBREAPER = 36
 SHIM_NAME = b"kubemini-shim"  # what ps -o comm and top show
 IGNORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)  # by the shim; not by runc
 MAX_REQUEST = 1 << 16
+CLONE_NEWUTS, CLONE_NEWIPC = 0x04000000, 0x08000000
+NAMESPACE_FLAGS = {"ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
+MS_BIND = 0x1000
+LIBC = ctypes.CDLL(None, use_errno=True)
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as containerd does
 DRAIN_AFTER_EXIT_S = 2.0  # processes outside the container's pid namespace may keep the pipes open
 CONSOLE_WAIT_S = 10.0  # for runc to hand over a terminal container's pty master
@@ -470,9 +478,8 @@ def daemonize() -> None:
 def run_shim(spec: dict, notify_fd: int) -> None:
     os.set_inheritable(notify_fd, False)  # neither runc nor the container may hold the runtime's pipe
     daemonize()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_NAME, SHIM_NAME, 0, 0, 0)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    LIBC.prctl(PR_SET_NAME, SHIM_NAME, 0, 0, 0)
+    if LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         notify(notify_fd, {"error": f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}"})
         return
     stdin, tty = container_stdio(spec)
@@ -490,17 +497,48 @@ def run_shim(spec: dict, notify_fd: int) -> None:
     write_json_atomic(os.path.join(spec["state_dir"], "exit.json"), exit_info)
 
 
-def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int) -> None:
-    """In the server's child: stdio to the shim's log, then become the shim. Never returns to the server loop."""
+def pin_namespaces(request: dict, notify_fd: int) -> None:
+    """New IPC and/or UTS namespaces for a pod (the hostname set in the UTS one), each kept alive by a bind mount of
+    ``/proc/self/ns/<kind>`` on the file the request names: the pod's containers join them by path, and no process
+    has to live for them (the pod's network namespace is kept the same way)."""
+    pins = request["pin"]
+    flags = 0
+    for kind in pins:
+        flags |= NAMESPACE_FLAGS[kind]
+    try:
+        if LIBC.unshare(flags) != 0:
+            raise OSError(ctypes.get_errno(), f"unshare: {os.strerror(ctypes.get_errno())}")
+        if "uts" in pins:
+            socket.sethostname(request["hostname"])
+        for kind, path in pins.items():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
+            if LIBC.mount(f"/proc/self/ns/{kind}".encode(), path.encode(), None, MS_BIND, None) != 0:
+                errno = ctypes.get_errno()
+                raise OSError(errno, f"bind mount of the {kind} namespace on {path}: {os.strerror(errno)}")
+    except OSError as e:
+        notify(notify_fd, {"error": f"cannot make the pod's namespaces: {e.strerror or e}"})
+        return
+    notify(notify_fd, {"pinned": sorted(pins)})
+
+
+def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int | None) -> None:
+    """In the server's child: stdio to the shim's log, then become the shim (or pin a pod's namespaces). Never returns
+    to the server loop."""
     status = 1
     try:
         channel.close()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        for fd, target in ((devnull, 0), (log_fd, 1), (log_fd, 2)):
-            os.dup2(fd, target)
-        os.close(devnull)
-        os.close(log_fd)
-        run_shim(json.loads(request), notify_fd)
+        if log_fd is not None:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            for fd, target in ((devnull, 0), (log_fd, 1), (log_fd, 2)):
+                os.dup2(fd, target)
+            os.close(devnull)
+            os.close(log_fd)
+        spec = json.loads(request)
+        if "pin" in spec:
+            pin_namespaces(spec, notify_fd)
+        else:
+            run_shim(spec, notify_fd)
         status = 0
     except Exception as e:
         print(f"shim: {e!r}", file=sys.stderr, flush=True)
@@ -509,7 +547,8 @@ def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int) 
 
 
 def serve(channel_fd: int) -> None:
-    """The shim server: fork a shim for every request until the runtime closes the channel."""
+    """The shim server: fork a child for every request until the runtime closes the channel. A request carries the
+    runtime's notification pipe and, for a shim, the shim's log."""
     os.chdir("/")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the runtime, which closes the channel
     channel = socket.socket(fileno=channel_fd)
@@ -520,22 +559,24 @@ def serve(channel_fd: int) -> None:
             return
         if not message:
             return  # the runtime has gone
-        if len(fds) != 2:
+        if len(fds) not in (1, 2):
             for fd in fds:
                 os.close(fd)
             continue
-        notify_fd, log_fd = fds
+        notify_fd, log_fd = fds[0], (fds[1] if len(fds) == 2 else None)
         try:
             pid = os.fork()
         except OSError as e:
-            notify(notify_fd, {"error": f"cannot fork a shim: {e}"})
-            os.close(log_fd)
+            if log_fd is not None:
+                os.close(log_fd)
+            notify(notify_fd, {"error": f"cannot fork: {e}"})  # closes it
             continue
         if pid == 0:
             forked(channel, message, notify_fd, log_fd)
         os.close(notify_fd)
-        os.close(log_fd)
-        os.waitpid(pid, 0)  # the child forks the shim and leaves at once
+        if log_fd is not None:
+            os.close(log_fd)
+        os.waitpid(pid, 0)  # the child forks the shim and leaves at once, or pins namespaces and leaves
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class SandboxRecord:
     state: str = SANDBOX_READY
     ip: str = ""
     netns: str = ""  # empty: the host's network
-    pause_pid: int = 0
+    pinned: dict[str, str] = field(default_factory=dict)  # namespace kind → the file a bind mount keeps it on
+    pause_pid: int = 0  # 0: no pause process (only a pod sharing one PID namespace has one)
     shim_pid: int = 0
     rootfs_mounted: bool = False
     shm_mounted: bool = False

@@ -63,13 +63,14 @@ class ShimServer:
         log.info("shim server started", extra={"pid": self._proc.pid})
         return ours
 
-    async def request(self, spec: dict, notify_fd: int, log_fd: int) -> None:
-        """Hand the server one shim's spec and descriptors; a server that has gone is replaced once."""
+    async def request(self, spec: dict, fds: list[int]) -> None:
+        """Hand the server a request and its descriptors (notification pipe first); a server that has gone is
+        replaced once."""
         message = json.dumps(spec).encode()
         for attempt in range(2):
             channel = self._ensure()
             try:
-                await _send_fds(channel, message, [notify_fd, log_fd])
+                await _send_fds(channel, message, fds)
                 return
             except OSError as e:
                 self.close()
@@ -122,11 +123,11 @@ async def spawn(server: ShimServer, *, container_id: str, bundle: Path, state_di
     try:
         log_fd = os.open(state_dir / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            await server.request(spec, write_fd, log_fd)
+            await server.request(spec, [write_fd, log_fd])
         finally:
             os.close(log_fd)
             os.close(write_fd)
-        answer = await _read_answer(read_fd)
+        answer = await _read_answer(read_fd, f"the container monitor (log: {state_dir / 'shim.log'})")
     finally:
         os.close(read_fd)
     if "error" in answer:
@@ -134,8 +135,8 @@ async def spawn(server: ShimServer, *, container_id: str, bundle: Path, state_di
     return Started(pid=answer["pid"], shim_pid=answer["shim_pid"])
 
 
-async def _read_answer(fd: int) -> dict:
-    """The shim's line, read without a thread: many shims may be creating containers at once."""
+async def _read_answer(fd: int, subject: str) -> dict:
+    """The one-line answer of the server's child, read without a thread: many may be at work at once."""
     loop = asyncio.get_running_loop()
     answered = loop.create_future()
     data = bytearray()
@@ -156,12 +157,29 @@ async def _read_answer(fd: int) -> dict:
     try:
         await asyncio.wait_for(answered, SPAWN_TIMEOUT_S)
     except TimeoutError:
-        return {"error": f"the container monitor did not answer within {SPAWN_TIMEOUT_S:.0f}s (see shim.log)"}
+        return {"error": f"{subject} did not answer within {SPAWN_TIMEOUT_S:.0f}s"}
     finally:
         loop.remove_reader(fd)
     if not data:
-        return {"error": "the container monitor exited before creating the container (see shim.log)"}
+        return {"error": f"{subject} exited without answering"}
     return json.loads(data)
+
+
+async def pin_namespaces(server: ShimServer, pins: dict[str, Path], hostname: str) -> None:
+    """New namespaces (``ipc``, ``uts``) kept by bind mounts on the files ``pins`` names, no process needed; the UTS
+    one gets ``hostname``. Raises RuntimeFailure if they cannot be made (the caller unmounts what was)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        try:
+            await server.request({"pin": {kind: str(path) for kind, path in pins.items()}, "hostname": hostname},
+                                 [write_fd])
+        finally:
+            os.close(write_fd)
+        answer = await _read_answer(read_fd, "the process making the pod's namespaces")
+    finally:
+        os.close(read_fd)
+    if "error" in answer:
+        raise RuntimeFailure(answer["error"])
 
 
 def read_exit(state_dir: Path) -> dict | None:

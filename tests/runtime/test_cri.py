@@ -268,6 +268,45 @@ def test_host_network_sandbox(cri_client, pods):
     assert before & after <= set(response.stdout.decode().split()) <= before | after
 
 
+def own_pid_namespace(config):
+    """The namespaces the kubelet asks for a pod without shareProcessNamespace: each container its own PID one."""
+    config.linux.security_context.namespace_options.pid = cri.CONTAINER
+    return config
+
+
+def test_containers_share_the_pods_namespaces_except_pid(pods):
+    sandbox = pods.run_sandbox(own_pid_namespace(sandbox_config(hostname="ns-pod")))
+    first, second = (pods.run(sandbox, own_pid_namespace(container_config(name, ["sleep", "3600"])))
+                     for name in ("first", "second"))
+    pids = pid_of(pods, first), pid_of(pods, second)
+    for ns in ("ipc", "uts", "net"):
+        assert os.readlink(f"/proc/{pids[0]}/ns/{ns}") == os.readlink(f"/proc/{pids[1]}/ns/{ns}")
+        assert os.readlink(f"/proc/{pids[0]}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+    assert os.readlink(f"/proc/{pids[0]}/ns/pid") != os.readlink(f"/proc/{pids[1]}/ns/pid")
+    for container in (first, second):
+        out = pods.client.ExecSync(cri.ExecSyncRequest(container_id=container,
+                                                       cmd=["sh", "-c", "hostname; cat /proc/1/comm"]))
+        assert out.stdout.decode().split() == ["ns-pod", "sleep"]  # PID 1 is the container's own process
+
+
+@pytest.mark.kubemini_only("kubemini keeps such a pod's namespaces with bind mounts instead of a pause process")
+def test_no_pause_process_unless_the_pid_namespace_is_shared(cri_client, pods, runtime_process):
+    sandbox = pods.run_sandbox(own_pid_namespace(sandbox_config()))
+    status = cri_client.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox[0], verbose=True))
+    assert status.status.state == cri.SANDBOX_READY
+    assert json.loads(status.info["info"])["pid"] == 0
+    assert tasks.shim_pids(runtime_process.root / "state" / "sandboxes" / sandbox[0]) == []
+    container = pods.run(sandbox, own_pid_namespace(container_config("app", ["sleep", "3600"])))
+    assert code_of(lambda: pods.create(sandbox, container_config("shares-pid", ["true"]))) == (
+        grpc.StatusCode.FAILED_PRECONDITION)  # the sandbox was not asked for a shared PID namespace
+    pins = runtime_process.root / "state" / "sandboxes" / sandbox[0] / "ns"
+    assert sorted(os.listdir(pins)) == ["ipc", "uts"]
+    assert os.readlink(f"/proc/{pid_of(pods, container)}/ns/ipc") == f"ipc:[{os.stat(pins / 'ipc').st_ino}]"
+    cri_client.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox[0]))
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if str(pins) in line] == []
+
+
 def test_stop_sandbox_stops_its_containers(cri_client, pods):
     sandbox = pods.run_sandbox()
     container = pods.run(sandbox, container_config("app", ["sleep", "3600"]))
