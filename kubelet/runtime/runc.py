@@ -1,6 +1,6 @@
-"""The runc command line, as the runtime uses it: start, kill, delete, update, state and exec.
+"""The runc command line, as the runtime uses it: kill, delete, update, state and exec.
 
-``runc create`` is run by each container's shim (which must be the container's parent); everything else goes
+``runc run --detach`` is run by each container's shim (which must be the container's parent); everything else goes
 through here. Each call is one short-lived ``runc`` process with the runtime's own ``--root``, so several
 runtimes (tests, nodes of a one-machine cluster) never see each other's containers.
 """
@@ -40,9 +40,6 @@ class Runc:
                 raise NotFound(message)
             raise RuntimeFailure(message)
         return out
-
-    async def start(self, container_id: str) -> None:
-        await self.run("start", container_id)
 
     async def kill(self, container_id: str, signal: str, *, all_processes: bool = False) -> None:
         await self.run("kill", *(["--all"] if all_processes else []), container_id, signal)

@@ -129,9 +129,13 @@ class Runtime:
                 continue
             self.containers[container.id] = container
             self._names.add(container.name_key)
-            if container.state in (CREATED, RUNNING):
+            if container.state == RUNNING:
                 self._watch(container.id, container.shim_pid, self._container_dir(container.id),
                             self._on_container_exit)
+            elif container.state == CREATED and container.started_at:  # the runtime died while starting it
+                await self.runc.delete(container.id)
+                container.started_at = container.pid = container.shim_pid = 0
+                self.container_store.save(container)
         # Image users of objects that were removed but not yet forgotten when a previous runtime died.
         self.images.retain_users([*(f"pod sandbox {i}" for i in self.sandboxes),
                                   *(f"container {i}" for i in self.containers)])
@@ -158,7 +162,7 @@ class Runtime:
 
     def _on_container_exit(self, container_id: str) -> None:
         container = self.containers.get(container_id)
-        if container is not None and container.state in (CREATED, RUNNING):
+        if container is not None and container.state == RUNNING:
             exit_info = tasks.read_exit(self._container_dir(container_id))
             if exit_info is None:
                 container.exit_code = 255
@@ -285,18 +289,22 @@ class Runtime:
             cgroups_path=sandbox.cgroup_path, res=oci.resources(cri.LinuxContainerResources()),
             sysctls=oci.validate_sysctls(dict(config.linux.sysctls), not sandbox.netns), privileged=sc.privileged,
             hostname=None)
-        started = await self._create_task(sandbox.id, directory, spec, log_path="", cgroup_path=sandbox.cgroup_path,
-                                          run=True)
+        self._write_bundle(directory, spec)
+        started = await self._spawn(sandbox.id, directory, log_path="", cgroup_path=sandbox.cgroup_path)
         sandbox.pause_pid, sandbox.shim_pid = started.pid, started.shim_pid
 
-    async def _create_task(self, task_id: str, directory: Path, spec: dict, *, log_path: str,
-                           cgroup_path: str, stdin: bool = False, run: bool = False) -> tasks.Started:
+    @staticmethod
+    def _write_bundle(directory: Path, spec: dict) -> None:
         bundle = directory / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
-        return await tasks.spawn(self.shims, container_id=task_id, bundle=bundle, state_dir=directory,
+
+    async def _spawn(self, task_id: str, directory: Path, *, log_path: str, cgroup_path: str,
+                     stdin: bool = False) -> tasks.Started:
+        """A shim that makes and starts the OCI container from ``directory/bundle`` (``runc run --detach``)."""
+        return await tasks.spawn(self.shims, container_id=task_id, bundle=directory / "bundle", state_dir=directory,
                                  runc=self.runc.binary, runc_root=self.runc.root, log_path=log_path,
-                                 cgroup_path=cgroup_path, stdin=stdin, run=run)
+                                 cgroup_path=cgroup_path, stdin=stdin)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         try:
@@ -409,8 +417,7 @@ class Runtime:
         host_network = not sandbox.netns
         self.images.add_user(image.id, f"container {record.id}")  # RemoveImage refuses it until _destroy_container
         rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(image), directory)
-        record.rootfs_mounted = True
-        self.container_store.save(record)
+        record.rootfs_mounted = True  # recorded below; _destroy_container unmounts whatever was recorded
         user = oci.resolve_user(sc, image.config.get("User", ""), rootfs)
         record.user = asdict(user)
         pid_mode = sc.namespace_options.pid
@@ -454,32 +461,36 @@ class Runtime:
             annotations=dict(config.annotations))
         if record.log_path:
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
-        started = await self._create_task(record.id, directory, spec, log_path=record.log_path,
-                                          cgroup_path=record.cgroup_path, stdin=config.stdin)
-        record.pid, record.shim_pid = started.pid, started.shim_pid
+        self._write_bundle(directory, spec)
         self.container_store.save(record)
-        self._watch(record.id, started.shim_pid, directory, self._on_container_exit)
 
     async def start_container(self, container_id: str) -> None:
+        """The OCI container is made and started here, in one ``runc run --detach`` under a new shim — as containerd
+        makes its task at StartContainer. A failure leaves the container exited with reason StartError."""
         container = self.get_container(container_id)
         async with self._lock(container.id):
             if container.state != CREATED:
                 raise FailedPrecondition(f"container {container.id} is {container.state}, not created")
+            directory = self._container_dir(container.id)
             container.started_at = now_ns()
             try:
-                await self.runc.start(container.id)
-            except NotFound as e:
-                container.started_at = 0
-                raise FailedPrecondition(f"container {container.id} cannot start: {e}") from e
-            if container.state == CREATED:  # an instant exit may already have been recorded
-                container.state = RUNNING
+                started = await self._spawn(container.id, directory, log_path=container.log_path,
+                                            cgroup_path=container.cgroup_path, stdin=container.container_config.stdin)
+            except RuntimeFailure as e:
+                container.state, container.exit_code, container.reason = EXITED, 128, "StartError"
+                container.message, container.finished_at = str(e), now_ns()
+                self.container_store.save(container)
+                self._exited.setdefault(container.id, asyncio.Event()).set()
+                raise
+            container.pid, container.shim_pid, container.state = started.pid, started.shim_pid, RUNNING
             self.container_store.save(container)
+            self._watch(container.id, started.shim_pid, directory, self._on_container_exit)
 
     async def stop_container(self, container_id: str, timeout: int) -> None:
         container = self.get_container(container_id)
         async with self._lock(container.id):
-            if container.state == EXITED:
-                return
+            if container.state != RUNNING:
+                return  # exited, or created and never started: nothing runs (as containerd)
             image_config = self._image_config(container)
             await self._kill(container.id, stop_signal_name(container.container_config, image_config),
                              float(max(timeout, 0)))
@@ -498,13 +509,14 @@ class Runtime:
         if container.state == RUNNING and not force:
             raise FailedPrecondition(f"container {container.id} is running; stop it first")
         async with self._lock(container.id):
-            if container.state in (CREATED, RUNNING):
+            if container.state == RUNNING:
                 await self._kill(container.id, "KILL", 0)
             await self._destroy_container(container)
 
     async def _destroy_container(self, container: ContainerRecord) -> None:
         self._watcher.unwatch(container.id)
-        await self.runc.delete(container.id)
+        if container.started_at:  # runc knew it (or may, if a start failed half-way)
+            await self.runc.delete(container.id)
         mounts.unmount(self._container_dir(container.id) / "rootfs")
         cgroups.remove_empty(container.cgroup_path)
         await asyncio.to_thread(shutil.rmtree, self._container_dir(container.id), True)
@@ -526,7 +538,13 @@ class Runtime:
             merged = oci.merge_resources(container.linux_resources, resources)
             update = oci.resources(merged, self.pids_limit)
             update.pop("devices")
-            await self.runc.update(container.id, update)
+            if container.state == RUNNING:
+                await self.runc.update(container.id, update)
+            else:  # not made yet: it starts with the new resources
+                config_path = self._container_dir(container.id) / "bundle" / "config.json"
+                spec = json.loads(config_path.read_text())
+                spec["linux"]["resources"] = {**update, "devices": spec["linux"]["resources"].get("devices", [])}
+                config_path.write_text(json.dumps(spec))
             container.resources = to_json(merged)
             self.container_store.save(container)
 

@@ -1,8 +1,8 @@
-"""The per-container monitor: creates one runc container, writes its output as CRI logs, records how it exited.
+"""The per-container monitor: runs one runc container, writes its output as CRI logs, records how it exited.
 
 Why a separate process per container (like containerd's shim or conmon): the container's exit status can only be
 collected by its parent, and the runtime must be restartable without losing it. The shim makes itself a child
-subreaper, runs ``runc create`` (runc's child, the container's init, is re-parented to the shim when runc
+subreaper, runs ``runc run --detach`` (runc's child, the container's init, is re-parented to the shim when runc
 exits), then lives exactly as long as the container: it turns the container's stdout/stderr pipes into CRI log
 lines (``<RFC3339Nano> <stream> <P|F> <text>``), reopens the log on SIGUSR1 (ReopenContainerLog), and when the
 init process exits writes ``exit.json`` (exit code, signal, finish time, whether the memory cgroup OOM-killed
@@ -13,7 +13,7 @@ The shim is also the only process holding the container's stdio, so it serves at
 attach``) on ``attach.sock`` in its state directory. Whether the container gets a stdin comes from its
 ContainerConfig.stdin, passed in the shim's spec: with it, the container's stdin is a pipe the shim keeps open,
 otherwise ``/dev/null``. A container whose OCI config asks for a terminal (``process.terminal``, from
-ContainerConfig.tty) is created with ``runc create --console-socket``: runc sends the pty master over that socket
+ContainerConfig.tty) is run with ``--console-socket``: runc sends the pty master over that socket
 (SCM_RIGHTS); the shim owns it and logs what the terminal prints as stdout.
 
 Attach protocol: both directions carry frames of a 1-byte stream id, a 4-byte big-endian payload length and the
@@ -29,7 +29,7 @@ shim.py CHANNEL_FD ROOT``: no site, only the standard library, everything import
 shim over a SOCK_SEQPACKET socket: one message holds the shim's spec as JSON and two descriptors, the runtime's
 notification pipe and the shim's log file. The server forks; the child daemonizes (the server reaps it at once;
 its child, the shim, belongs to no one), writes its output to the log, and answers one JSON line on the pipe
-(``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container is created. The server exits when the
+(``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container has started. The server exits when the
 runtime closes the socket. A shim's working directory is its container's state directory: that is how a
 restarted runtime knows a pid is still the shim it recorded (``tasks.is_shim``).
 
@@ -175,12 +175,11 @@ def container_stdio(spec: dict) -> tuple[bool, bool]:
 
 
 def create(spec: dict, stdio: tuple[int, int, int], console_socket: str = "") -> int:
-    """``runc create`` (``runc run --detach`` when the spec says ``run``: a pause process, started at once); returns
-    the container's init pid. Raises RuntimeError with runc's message on failure."""
+    """``runc run --detach``: makes and starts the container; returns its init pid. Raises RuntimeError with runc's
+    message on failure."""
     runc_log = os.path.join(spec["state_dir"], "runc.log")
     pid_file = os.path.join(spec["state_dir"], "init.pid")
-    verb = ["run", "--detach"] if spec.get("run") else ["create"]
-    argv = [spec["runc"], "--root", spec["runc_root"], "--log", runc_log, "--log-format", "json", *verb,
+    argv = [spec["runc"], "--root", spec["runc_root"], "--log", runc_log, "--log-format", "json", "run", "--detach",
             "--bundle", spec["bundle"], "--pid-file", pid_file]
     if console_socket:
         argv += ["--console-socket", console_socket]
@@ -189,13 +188,13 @@ def create(spec: dict, stdio: tuple[int, int, int], console_socket: str = "") ->
     runc = os.posix_spawn(spec["runc"], argv, os.environ, file_actions=actions, setsigdef=IGNORED_SIGNALS)
     _, status = os.waitpid(runc, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(runc_error(runc_log, f"runc {verb} exited with {os.waitstatus_to_exitcode(status)}"))
+        raise RuntimeError(runc_error(runc_log, f"runc run exited with {os.waitstatus_to_exitcode(status)}"))
     with open(pid_file) as f:
         return int(f.read().strip())
 
 
 def create_with_terminal(spec: dict, dir_fd: int, devnull: int) -> tuple[int, int]:
-    """``runc create`` of a terminal container; returns (init pid, pty master)."""
+    """``runc run`` of a terminal container; returns (init pid, pty master)."""
     path = f"/proc/self/fd/{dir_fd}/{CONSOLE_SOCKET}"  # short, however deep the state directory is
     unlink_quietly(path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
@@ -216,7 +215,7 @@ def create_with_terminal(spec: dict, dir_fd: int, devnull: int) -> tuple[int, in
 
 
 def start(spec: dict, dir_fd: int, stdin: bool, tty: bool) -> tuple[int, dict[int, str], int | None]:
-    """Create the container; returns (init pid, output fds to copy, the fd the container's stdin is written to)."""
+    """Run the container; returns (init pid, output fds to copy, the fd the container's stdin is written to)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         if tty:

@@ -112,11 +112,10 @@ def _resolve(future: asyncio.Future) -> None:
 
 
 async def spawn(server: ShimServer, *, container_id: str, bundle: Path, state_dir: Path, runc: str, runc_root: str,
-                log_path: str, cgroup_path: str, stdin: bool = False, run: bool = False) -> Started:
-    """Create the container under a new shim (``run``: and start it at once); raises RuntimeFailure with runc's
-    message if it cannot."""
+                log_path: str, cgroup_path: str, stdin: bool = False) -> Started:
+    """Make and start the container under a new shim; raises RuntimeFailure with runc's message if it cannot."""
     spec = {"id": container_id, "bundle": str(bundle), "state_dir": str(state_dir), "runc": runc,
-            "runc_root": runc_root, "log_path": log_path, "cgroup_path": cgroup_path, "stdin": stdin, "run": run}
+            "runc_root": runc_root, "log_path": log_path, "cgroup_path": cgroup_path, "stdin": stdin}
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "exit.json").unlink(missing_ok=True)
     read_fd, write_fd = os.pipe()

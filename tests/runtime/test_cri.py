@@ -132,6 +132,15 @@ def test_live_resource_update_keeps_the_same_process(pods):
     os.kill(pid_before, 0)  # still the same live process
 
 
+def test_resources_updated_before_the_start_apply_when_it_starts(pods):
+    sandbox = pods.run_sandbox()
+    container = pods.create(sandbox, container_config("app", ["sleep", "3600"], memory=64 * MiB))
+    pods.client.UpdateContainerResources(cri.UpdateContainerResourcesRequest(
+        container_id=container, linux=cri.LinuxContainerResources(memory_limit_in_bytes=96 * MiB)))
+    pods.client.StartContainer(cri.StartContainerRequest(container_id=container))
+    assert cgroups.limits(cgroup_of(pods, container))["memory_limit"] == 96 * MiB
+
+
 def test_exec_sync_output_and_exit_code(pods):
     sandbox = pods.run_sandbox()
     container = pods.run(sandbox, container_config("app", ["sleep", "3600"]))
@@ -305,6 +314,30 @@ def test_no_pause_process_unless_the_pid_namespace_is_shared(cri_client, pods, r
     cri_client.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox[0]))
     with open("/proc/self/mountinfo") as f:
         assert [line for line in f if str(pins) in line] == []
+
+
+def test_a_command_that_does_not_exist_fails_to_start(pods):
+    """CreateContainer only prepares; StartContainer runs the command and reports why it could not (kubectl then
+    shows RunContainerError), leaving the container exited with reason StartError and exit code 128."""
+    sandbox = pods.run_sandbox()
+    container = pods.create(sandbox, container_config("missing", ["no-such-command"]))
+    assert pods.status(container).status.state == cri.CONTAINER_CREATED
+    with pytest.raises(grpc.RpcError) as info:
+        pods.client.StartContainer(cri.StartContainerRequest(container_id=container))
+    assert "no-such-command" in info.value.details() and "not found" in info.value.details()
+    status = pods.status(container).status
+    assert (status.state, status.reason, status.exit_code) == (cri.CONTAINER_EXITED, "StartError", 128)
+    assert "no-such-command" in status.message
+    pods.client.RemoveContainer(cri.RemoveContainerRequest(container_id=container))
+
+
+def test_a_created_container_can_be_stopped_and_removed_without_starting(pods):
+    sandbox = pods.run_sandbox()
+    container = pods.create(sandbox, container_config("never", ["sleep", "3600"]))
+    pods.client.StopContainer(cri.StopContainerRequest(container_id=container, timeout=0))
+    assert pods.status(container).status.state in (cri.CONTAINER_CREATED, cri.CONTAINER_EXITED)
+    pods.client.RemoveContainer(cri.RemoveContainerRequest(container_id=container))
+    assert code_of(lambda: pods.status(container)) == grpc.StatusCode.NOT_FOUND
 
 
 def test_stop_sandbox_stops_its_containers(cri_client, pods):

@@ -158,13 +158,15 @@ def test_memory_updates_in_both_directions_and_below_usage(pods):
     assert test_cri.pid_of(pods, container) == pid
 
 
-def test_a_failed_create_reports_why_and_leaves_nothing(pods, runtime_process):
+def test_a_failed_start_reports_why_and_leaves_nothing(pods, runtime_process):
     """The init's error reaches the CRI caller through ``--log`` and the shim, as runc's does; nothing remains."""
     sandbox = pods.run_sandbox()
+    container = pods.create(sandbox, container_config("missing", ["no-such-command"]))
     with pytest.raises(grpc.RpcError) as info:
-        pods.create(sandbox, container_config("missing", ["no-such-command"]))
+        pods.client.StartContainer(cri.StartContainerRequest(container_id=container))
     assert 'exec: "no-such-command": executable file not found in $PATH' in info.value.details()
     assert os.listdir(runtime_process.root / "ocirun") == [sandbox[0]]  # only the pause container's state
+    pods.client.RemoveContainer(cri.RemoveContainerRequest(container_id=container))
     assert [c for c in pods.client.ListContainers(cri.ListContainersRequest()).containers
             if c.pod_sandbox_id == sandbox[0]] == []
 
