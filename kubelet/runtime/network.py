@@ -219,6 +219,8 @@ class PodNetwork:
         if lines:
             # "namespace file" errors (busy mount) are finished below, where the result is checked.
             await _batch(lines, force=True, tolerate=("Cannot find device", "namespace file"))
+        if not path.exists():
+            return  # the usual case, and no mount point either: no need to read the mount table
         _unmount_all(path)
         try:
             path.unlink(missing_ok=True)

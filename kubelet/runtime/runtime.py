@@ -81,6 +81,10 @@ def stop_signal_name(config: cri.ContainerConfig, image_config: dict) -> str:
     return image_config.get("StopSignal") or "SIGTERM"
 
 
+def has_pod_network(sandbox: SandboxRecord) -> bool:
+    return sandbox.pod_config.linux.security_context.namespace_options.network != cri.NODE
+
+
 def pod_namespace(sandbox: SandboxRecord, kind: str) -> str:
     """Where a container joins its pod's ``kind`` namespace (a sandbox made before namespaces were pinned still has
     them in its pause process)."""
@@ -250,7 +254,6 @@ class Runtime:
             attachment = await self.network.setup(sandbox.id, hostname)
             sandbox.netns = str(attachment.netns_path)
             sandbox.ip = str(attachment.ip.ip) if hasattr(attachment.ip, "ip") else str(attachment.ip)
-            self.sandbox_store.save(sandbox)
         podfiles.write(directory / "etc", config, hostname, sandbox.ip)
         pins = {}
         if ns_options.ipc != cri.NODE:
@@ -318,7 +321,7 @@ class Runtime:
             self.sandbox_store.save(sandbox)
             if sandbox.shim_pid and not self._exited.get(sandbox.id, asyncio.Event()).is_set():
                 await self._kill(sandbox.id, "KILL", 0)
-            if sandbox.netns:
+            if has_pod_network(sandbox):
                 await self.network.teardown(sandbox.id)
             self._unpin(sandbox)
 
@@ -339,7 +342,7 @@ class Runtime:
         self._watcher.unwatch(sandbox.id)
         if sandbox.pod_config.linux.security_context.namespace_options.pid == cri.POD:
             await self.runc.delete(sandbox.id)  # its pause container, made or not
-        if sandbox.netns:
+        if has_pod_network(sandbox):  # set up or not: the network keeps its own record of what it made
             await self.network.teardown(sandbox.id)
         self._unpin(sandbox)
         mounts.unmount(directory / "rootfs")
