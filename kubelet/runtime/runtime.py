@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from kubelet.runtime import cgroups, mounts, oci, podfiles, tasks
+from kubelet.runtime import cgroups, mounts, namespaces, oci, podfiles, tasks
 from kubelet.runtime.errors import (
     AlreadyExists,
     DeadlineExceeded,
@@ -263,7 +263,7 @@ class Runtime:
         if not host_network:
             pins["uts"] = directory / "ns" / "uts"
         if pins:
-            await tasks.pin_namespaces(self.shims, pins, hostname)
+            await namespaces.in_fresh_thread(namespaces.pin, pins, hostname)
             sandbox.pinned = {kind: str(path) for kind, path in pins.items()}
         if pause is not None:
             await self._start_pause(sandbox, config, pause)

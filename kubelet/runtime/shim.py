@@ -32,11 +32,6 @@ its child, the shim, belongs to no one), writes its output to the log, and answe
 (``{"pid": ..., "shim_pid": ...}`` or ``{"error": ...}``) once the container has started. The server exits when the
 runtime closes the socket. A shim's working directory is its container's state directory: that is how a
 restarted runtime knows a pid is still the shim it recorded (``tasks.is_shim``).
-
-The server's other job needs a single-threaded process too: a request with ``pin`` (and only the notification
-pipe) makes a pod's IPC and UTS namespaces — the child unshares them, sets the pod's hostname, bind-mounts
-``/proc/self/ns/{ipc,uts}`` on the files named and exits (what CRI-O's pinns does), so that a pod needs no pause
-process to hold them.
 """
 
 from __future__ import annotations
@@ -58,9 +53,6 @@ PR_SET_CHILD_SUBREAPER = 36
 SHIM_NAME = b"kubemini-shim"  # what ps -o comm and top show
 IGNORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)  # by the shim; not by runc
 MAX_REQUEST = 1 << 16
-CLONE_NEWUTS, CLONE_NEWIPC = 0x04000000, 0x08000000
-NAMESPACE_FLAGS = {"ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
-MS_BIND = 0x1000
 LIBC = ctypes.CDLL(None, use_errno=True)
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as containerd does
 DRAIN_AFTER_EXIT_S = 2.0  # processes outside the container's pid namespace may keep the pipes open
@@ -496,48 +488,17 @@ def run_shim(spec: dict, notify_fd: int) -> None:
     write_json_atomic(os.path.join(spec["state_dir"], "exit.json"), exit_info)
 
 
-def pin_namespaces(request: dict, notify_fd: int) -> None:
-    """New IPC and/or UTS namespaces for a pod (the hostname set in the UTS one), each kept alive by a bind mount of
-    ``/proc/self/ns/<kind>`` on the file the request names: the pod's containers join them by path, and no process
-    has to live for them (the pod's network namespace is kept the same way)."""
-    pins = request["pin"]
-    flags = 0
-    for kind in pins:
-        flags |= NAMESPACE_FLAGS[kind]
-    try:
-        if LIBC.unshare(flags) != 0:
-            raise OSError(ctypes.get_errno(), f"unshare: {os.strerror(ctypes.get_errno())}")
-        if "uts" in pins:
-            socket.sethostname(request["hostname"])
-        for kind, path in pins.items():
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
-            if LIBC.mount(f"/proc/self/ns/{kind}".encode(), path.encode(), None, MS_BIND, None) != 0:
-                errno = ctypes.get_errno()
-                raise OSError(errno, f"bind mount of the {kind} namespace on {path}: {os.strerror(errno)}")
-    except OSError as e:
-        notify(notify_fd, {"error": f"cannot make the pod's namespaces: {e.strerror or e}"})
-        return
-    notify(notify_fd, {"pinned": sorted(pins)})
-
-
-def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int | None) -> None:
-    """In the server's child: stdio to the shim's log, then become the shim (or pin a pod's namespaces). Never returns
-    to the server loop."""
+def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int) -> None:
+    """In the server's child: stdio to the shim's log, then become the shim. Never returns to the server loop."""
     status = 1
     try:
         channel.close()
-        if log_fd is not None:
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            for fd, target in ((devnull, 0), (log_fd, 1), (log_fd, 2)):
-                os.dup2(fd, target)
-            os.close(devnull)
-            os.close(log_fd)
-        spec = json.loads(request)
-        if "pin" in spec:
-            pin_namespaces(spec, notify_fd)
-        else:
-            run_shim(spec, notify_fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((devnull, 0), (log_fd, 1), (log_fd, 2)):
+            os.dup2(fd, target)
+        os.close(devnull)
+        os.close(log_fd)
+        run_shim(json.loads(request), notify_fd)
         status = 0
     except Exception as e:
         print(f"shim: {e!r}", file=sys.stderr, flush=True)
@@ -546,8 +507,8 @@ def forked(channel: socket.socket, request: bytes, notify_fd: int, log_fd: int |
 
 
 def serve(channel_fd: int) -> None:
-    """The shim server: fork a child for every request until the runtime closes the channel. A request carries the
-    runtime's notification pipe and, for a shim, the shim's log."""
+    """The shim server: fork a shim for every request until the runtime closes the channel. A request carries the
+    runtime's notification pipe and the shim's log."""
     os.chdir("/")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the runtime, which closes the channel
     channel = socket.socket(fileno=channel_fd)
@@ -558,24 +519,22 @@ def serve(channel_fd: int) -> None:
             return
         if not message:
             return  # the runtime has gone
-        if len(fds) not in (1, 2):
+        if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
             continue
-        notify_fd, log_fd = fds[0], (fds[1] if len(fds) == 2 else None)
+        notify_fd, log_fd = fds
         try:
             pid = os.fork()
         except OSError as e:
-            if log_fd is not None:
-                os.close(log_fd)
-            notify(notify_fd, {"error": f"cannot fork: {e}"})  # closes it
+            os.close(log_fd)
+            notify(notify_fd, {"error": f"cannot fork a shim: {e}"})  # closes it
             continue
         if pid == 0:
             forked(channel, message, notify_fd, log_fd)
         os.close(notify_fd)
-        if log_fd is not None:
-            os.close(log_fd)
-        os.waitpid(pid, 0)  # the child forks the shim and leaves at once, or pins namespaces and leaves
+        os.close(log_fd)
+        os.waitpid(pid, 0)  # the child forks the shim and leaves at once
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import fcntl
 import http
@@ -40,7 +39,6 @@ import signal
 import socket
 import struct
 import termios
-import threading
 import time
 import tty
 import weakref
@@ -50,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
+from kubelet.runtime import namespaces
 from kubelet.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, RuntimeFailure
 from kubelet.runtime.state import RUNNING, SANDBOX_READY
 
@@ -67,7 +66,6 @@ V5, V4, V1 = "v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"
 SUBPROTOCOLS = {"exec": (V5, V4, V1), "attach": (V5, V4, V1), "portforward": (V4, "portforward.k8s.io")}
 SHIM_FRAME = struct.Struct(">BI")  # attach.sock: stream id, payload length
 SHIM_CLOSE_STDIN = 255
-CLONE_NEWNET = 0x40000000
 EOF_CHARACTER = b"\x04"
 
 
@@ -302,8 +300,8 @@ class StreamingServer:
         try:
             sandbox = self.runtime.get_sandbox(request.pod_sandbox_id)
             netns = sandbox.netns
-            results = await asyncio.gather(*(in_fresh_thread(connect_in_netns, netns, port) for port in ports),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(namespaces.in_fresh_thread(connect_in_netns, netns, port) for port in ports), return_exceptions=True)
         except RuntimeFailure as e:
             results = [e] * len(ports)
         writers: list[asyncio.StreamWriter | None] = []
@@ -583,51 +581,21 @@ async def forward_input(ws: ServerConnection, writers: list[asyncio.StreamWriter
                     await writer.drain()
 
 
-async def in_fresh_thread(function, *args):
-    """Run ``function`` in a new thread that ends with it (so a namespace it could not leave dies with it)."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def settle(result, error) -> None:
-        if future.cancelled():
-            if isinstance(result, socket.socket):
-                result.close()
-        elif error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def run() -> None:
-        try:
-            result = function(*args)
-        except Exception as e:
-            loop.call_soon_threadsafe(settle, None, e)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=run, name=f"streaming-{function.__name__}", daemon=True).start()
-    return await future
-
-
 def connect_in_netns(netns: str, port: int) -> socket.socket:
     """A non-blocking TCP connection to localhost:``port`` in network namespace ``netns`` ("": this one).
 
     Must run in a thread of its own: it switches the calling thread's namespace and back."""
     if not netns:
         return connect_localhost(port)
-    libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns({netns}): {os.strerror(ctypes.get_errno())}")
-        finally:
-            os.close(target)
+        namespaces.enter(netns, "net")
         try:
             return connect_localhost(port)  # the socket belongs to the pod's namespace from now on
         finally:
-            if libc.setns(own, CLONE_NEWNET) != 0:
+            try:
+                namespaces.enter(own, "net")
+            except OSError:
                 log.error("cannot return a port-forward thread to the runtime's network namespace")
     finally:
         os.close(own)

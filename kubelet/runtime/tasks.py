@@ -164,23 +164,6 @@ async def _read_answer(fd: int, subject: str) -> dict:
     return json.loads(data)
 
 
-async def pin_namespaces(server: ShimServer, pins: dict[str, Path], hostname: str) -> None:
-    """New namespaces (``ipc``, ``uts``) kept by bind mounts on the files ``pins`` names, no process needed; the UTS
-    one gets ``hostname``. Raises RuntimeFailure if they cannot be made (the caller unmounts what was)."""
-    read_fd, write_fd = os.pipe()
-    try:
-        try:
-            await server.request({"pin": {kind: str(path) for kind, path in pins.items()}, "hostname": hostname},
-                                 [write_fd])
-        finally:
-            os.close(write_fd)
-        answer = await _read_answer(read_fd, "the process making the pod's namespaces")
-    finally:
-        os.close(read_fd)
-    if "error" in answer:
-        raise RuntimeFailure(answer["error"])
-
-
 def read_exit(state_dir: Path) -> dict | None:
     try:
         return json.loads((state_dir / "exit.json").read_text())
