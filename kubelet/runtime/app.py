@@ -1,6 +1,13 @@
 """Wiring of the runtime process: image store, pod network, runc, the runtime, gRPC, the streaming server (exec,
 attach, port-forward) and /healthz + /metrics.
 
+Like containerd's ``/run/containerd``, the runtime's state — records, bundles, pod files, pinned namespaces, shim
+logs and sockets, runc's own state — lives on a tmpfs the runtime mounts at ``<root>/state`` (writable layers and
+images stay on disk under ``<root>``): a pod start creates some thirty files and directories there, and on a
+filesystem that must search for a free inode (ext4 without a journal skips recently deleted ones) that was up to a
+fifth of a busy node's CPU. The tmpfs outlives a restart of the runtime, so running pods are recovered; the runtime
+unmounts it when it stops with no pod sandbox left, and a reboot empties it (as it ends every container).
+
 Separate from ``__main__`` so tests and ``kubemini up`` can run the same assembly in-process or as a child.
 """
 
@@ -9,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kubelet.runtime import metrics
+from kubelet.runtime import metrics, mounts
 from kubelet.runtime.images import ImageStore
 from kubelet.runtime.images.builtin import ensure_builtin_images
 from kubelet.runtime.network import PodNetwork
@@ -23,6 +31,21 @@ from kubelet.runtime.server import serve
 from kubelet.runtime.streaming import StreamingServer
 
 log = logging.getLogger(__name__)
+STATE_SIZE = "512m"  # an upper bound: a tmpfs uses memory only for what it holds (~30 KiB per pod)
+MS_NOSUID, MS_NODEV = 0x2, 0x4
+
+
+def mount_state(state: Path) -> bool:
+    """A tmpfs on ``state`` unless one is there already; whether it is (False: a directory that already holds a
+    previous runtime's files on disk, kept as it is)."""
+    state.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(state):
+        return True
+    if any(state.iterdir()):
+        log.warning("%s holds state on disk from an earlier runtime: keeping it there (no tmpfs)", state)
+        return False
+    mounts.mount("kubemini-state", state, "tmpfs", f"size={STATE_SIZE},mode=0700", flags=MS_NOSUID | MS_NODEV)
+    return True
 
 
 class RuntimeApp:
@@ -32,25 +55,27 @@ class RuntimeApp:
         self.root = root
         self.ip_forward = ip_forward
         root.mkdir(parents=True, exist_ok=True)
+        self.state = root / "state"
+        self.state_mounted = mount_state(self.state)
         self.images = ImageStore(root / "images")
         self.network = PodNetwork(root / "network", pod_cidr, bridge)
-        self.runtime = Runtime(root / "state", images=self.images, network=self.network,
-                               runc=self._oci_runtime(backend, runc, root), pause_image=pause_image or PAUSE_IMAGE,
-                               pids_limit=pids_limit)
+        self.runtime = Runtime(self.state, writable=root / "writable", images=self.images, network=self.network,
+                               runc=self._oci_runtime(backend, runc, root, self.state),
+                               pause_image=pause_image or PAUSE_IMAGE, pids_limit=pids_limit)
         self.server = None
         self.http = None
         self.streaming = None
 
     @staticmethod
-    def _oci_runtime(backend: str, runc: str | None, root: Path) -> Runc:
+    def _oci_runtime(backend: str, runc: str | None, root: Path, state: Path) -> Runc:
         """runc, or the process backend: ocirun, which takes the same command lines (its own state directory)."""
         if backend == "process":
             from kubelet.runtime.process.install import install
 
-            return Runc(install(root / "bin"), str(root / "ocirun"))
+            return Runc(install(root / "bin"), str(state / "ocirun"))
         if backend != "runc":
             raise ValueError(f"unknown backend {backend!r} (runc or process)")
-        return Runc(find_runc(runc), str(root / "runc"))
+        return Runc(find_runc(runc), str(state / "runc"))
 
     async def start(self, listen: str, *, metrics_port: int = 0, streaming_port: int = 0) -> None:
         await asyncio.to_thread(ensure_builtin_images, self.images)
@@ -96,3 +121,5 @@ class RuntimeApp:
         if self.streaming is not None:
             await self.streaming.stop()
         self.runtime.close()
+        if self.state_mounted and not self.runtime.list_sandboxes():
+            mounts.unmount(self.state)  # nothing to remember for a next runtime

@@ -30,13 +30,14 @@ def unmount(target: Path) -> None:
             raise RuntimeFailure(f"umount {target}: {os.strerror(errno)}")
 
 
-def mount_overlay(lowerdir: str, directory: Path) -> Path:
-    """``directory/rootfs`` = the image layers (``lowerdir``, top first) + a writable ``directory/upper``."""
-    upper, work, merged = directory / "upper", directory / "work", directory / "rootfs"
-    for path in (upper, work, merged):
+def mount_overlay(lowerdir: str, writable: Path, target: Path) -> Path:
+    """``target`` = the image layers (``lowerdir``, top first) + a writable ``writable/upper`` (with its work
+    directory beside it: both on disk, whatever filesystem ``target`` is on)."""
+    upper, work = writable / "upper", writable / "work"
+    for path in (upper, work, target):
         path.mkdir(parents=True, exist_ok=True)
-    mount("overlay", merged, "overlay", f"lowerdir={lowerdir},upperdir={upper},workdir={work}")
-    return merged
+    mount("overlay", target, "overlay", f"lowerdir={lowerdir},upperdir={upper},workdir={work}")
+    return target
 
 
 def mount_tmpfs(target: Path, size: str = "64m", mode: str = "1777") -> None:

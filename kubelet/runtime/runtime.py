@@ -98,9 +98,10 @@ def exit_reason(exit_code: int, oom_killed: bool) -> str:
 
 
 class Runtime:
-    def __init__(self, root: Path, *, images, network, runc: Runc, pause_image: str = PAUSE_IMAGE,
+    def __init__(self, root: Path, *, writable: Path, images, network, runc: Runc, pause_image: str = PAUSE_IMAGE,
                  pids_limit: int = 0, python: str | None = None) -> None:
         self.root = root
+        self.writable = writable  # containers' upper and work directories, on disk (``root`` may be a tmpfs)
         self.images = images
         self.network = network
         self.runc = runc
@@ -140,6 +141,12 @@ class Runtime:
                 await self.runc.delete(container.id)
                 container.started_at = container.pid = container.shim_pid = 0
                 self.container_store.save(container)
+        # Writable layers whose objects were forgotten: the state lives on a tmpfs, which a reboot empties.
+        known = {*self.sandboxes, *self.containers}
+        if self.writable.is_dir():
+            for entry in os.listdir(self.writable):
+                if entry not in known:
+                    await asyncio.to_thread(shutil.rmtree, self.writable / entry, True)
         # Image users of objects that were removed but not yet forgotten when a previous runtime died.
         self.images.retain_users([*(f"pod sandbox {i}" for i in self.sandboxes),
                                   *(f"container {i}" for i in self.containers)])
@@ -276,7 +283,8 @@ class Runtime:
         """The pause process — Debian's catatonit in its own runc container — is PID 1 of the pod's PID namespace."""
         directory = self._sandbox_dir(sandbox.id)
         self.images.add_user(pause.id, f"pod sandbox {sandbox.id}")  # its layers stay until _destroy_sandbox
-        rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(pause), directory)
+        rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(pause), self.writable / sandbox.id,
+                                         directory / "rootfs")
         sandbox.rootfs_mounted = True
         namespaces: dict[str, str | None] = {"mount": None, "pid": None, **sandbox.pinned}
         if sandbox.netns:
@@ -350,7 +358,7 @@ class Runtime:
         cgroups.remove_empty(sandbox.cgroup_path)
         if sandbox.cgroup_parent_owned:
             cgroups.remove_empty(sandbox.cgroup_parent)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
+        await asyncio.to_thread(_remove_dirs, directory, self.writable / sandbox.id)
         self.images.remove_user(f"pod sandbox {sandbox.id}")
         self.sandboxes.pop(sandbox.id, None)
         self._names.discard(sandbox.name_key)
@@ -419,7 +427,8 @@ class Runtime:
         pod = sandbox.pod_config
         host_network = not sandbox.netns
         self.images.add_user(image.id, f"container {record.id}")  # RemoveImage refuses it until _destroy_container
-        rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(image), directory)
+        rootfs = await asyncio.to_thread(mounts.mount_overlay, self.images.lowerdir(image), self.writable / record.id,
+                                         directory / "rootfs")
         record.rootfs_mounted = True  # recorded below; _destroy_container unmounts whatever was recorded
         user = oci.resolve_user(sc, image.config.get("User", ""), rootfs)
         record.user = asdict(user)
@@ -522,7 +531,7 @@ class Runtime:
             await self.runc.delete(container.id)
         mounts.unmount(self._container_dir(container.id) / "rootfs")
         cgroups.remove_empty(container.cgroup_path)
-        await asyncio.to_thread(shutil.rmtree, self._container_dir(container.id), True)
+        await asyncio.to_thread(_remove_dirs, self._container_dir(container.id), self.writable / container.id)
         self.images.remove_user(f"container {container.id}")
         self.containers.pop(container.id, None)
         self._names.discard(container.name_key)
@@ -606,12 +615,17 @@ class Runtime:
 
     def writable_layer_usage(self, container: ContainerRecord) -> tuple[int, int]:
         total, inodes = 0, 0
-        for dirpath, dirnames, filenames in os.walk(self._container_dir(container.id) / "upper"):
+        for dirpath, dirnames, filenames in os.walk(self.writable / container.id / "upper"):
             inodes += len(dirnames) + len(filenames)
             for name in filenames:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
         return total, inodes
+
+
+def _remove_dirs(*paths: Path) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _holds_open(pid: int, path: str) -> bool:

@@ -243,8 +243,8 @@ def test_a_node_on_another_runtime(data_dir: Path, runtime: str, reported: str) 
     wait_for(lambda: len(running_pods(record.kubeconfig)) == 2, timeout=60, message="the Deployment's pods to run")
     assert "10.234.0." in kubectl(record.kubeconfig, "get", "pods", "-o", "wide")
     if runtime == "process":  # no runc involved: the containers were made by ocirun
-        assert (Path(record.nodes[0].runtime_root) / "ocirun").is_dir()
-        assert not (Path(record.nodes[0].runtime_root) / "runc").exists()
+        assert (Path(record.nodes[0].runtime_root) / "state" / "ocirun").is_dir()
+        assert not (Path(record.nodes[0].runtime_root) / "state" / "runc").exists()
     socket = record.nodes[0].runtime_socket
 
     assert kubemini("down", "--data-dir", str(data_dir)).returncode == 0

@@ -83,8 +83,8 @@ def test_the_runtime_drives_ocirun_not_runc(runtime_process):
     assert os.access(wrapper, os.X_OK)
     out = subprocess.run([str(wrapper), "--version"], capture_output=True, text=True, check=True).stdout
     assert "ocirun" in out
-    state_root = runtime_process.root / "ocirun"
-    assert not (runtime_process.root / "runc").exists()
+    state_root = runtime_process.root / "state" / "ocirun"
+    assert not (runtime_process.root / "state" / "runc").exists()
     unknown = subprocess.run([str(wrapper), "--root", str(state_root), "state", "nope"], capture_output=True,
                              text=True)
     assert unknown.returncode != 0 and "does not exist" in unknown.stderr
@@ -165,7 +165,7 @@ def test_a_failed_start_reports_why_and_leaves_nothing(pods, runtime_process):
     with pytest.raises(grpc.RpcError) as info:
         pods.client.StartContainer(cri.StartContainerRequest(container_id=container))
     assert 'exec: "no-such-command": executable file not found in $PATH' in info.value.details()
-    assert os.listdir(runtime_process.root / "ocirun") == [sandbox[0]]  # only the pause container's state
+    assert os.listdir(runtime_process.root / "state" / "ocirun") == [sandbox[0]]  # only the pause container's state
     pods.client.RemoveContainer(cri.RemoveContainerRequest(container_id=container))
     assert [c for c in pods.client.ListContainers(cri.ListContainersRequest()).containers
             if c.pod_sandbox_id == sandbox[0]] == []
@@ -190,7 +190,7 @@ def test_nothing_of_ocirun_outlives_the_pods(cri_client, runtime_process):
     for sandbox in cri_client.ListPodSandbox(cri.ListPodSandboxRequest()).items:
         cri_client.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox.id))
         cri_client.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id))
-    state_root = runtime_process.root / "ocirun"
+    state_root = runtime_process.root / "state" / "ocirun"
     assert not state_root.exists() or os.listdir(state_root) == []
     wrapper = str(runtime_process.root / "bin" / "ocirun").encode()
     leftovers = []
@@ -204,6 +204,7 @@ def test_nothing_of_ocirun_outlives_the_pods(cri_client, runtime_process):
                 leftovers.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
     assert leftovers == []
     assert tasks.shim_pids(runtime_process.root) == []  # the shim server stays, for the next pod
+    state = str(runtime_process.root / "state")  # the runtime's own tmpfs, which stays while it runs
     with open("/proc/self/mountinfo") as f:
-        assert [line for line in f if str(runtime_process.root) in line] == []
+        assert [line for line in f if str(runtime_process.root) in line and line.split()[4] != state] == []
     assert shutil.which("true")  # the host is still fine
