@@ -81,6 +81,11 @@ def stop_signal_name(config: cri.ContainerConfig, image_config: dict) -> str:
     return image_config.get("StopSignal") or "SIGTERM"
 
 
+def has_pause(sandbox: SandboxRecord) -> bool:
+    """Whether the sandbox was asked for one PID namespace shared by its containers, and so a pause process."""
+    return sandbox.pod_config.linux.security_context.namespace_options.pid == cri.POD
+
+
 def has_pod_network(sandbox: SandboxRecord) -> bool:
     return sandbox.pod_config.linux.security_context.namespace_options.network != cri.NODE
 
@@ -348,7 +353,7 @@ class Runtime:
         """Undo everything a sandbox may have made, whatever state it got to."""
         directory = self._sandbox_dir(sandbox.id)
         self._watcher.unwatch(sandbox.id)
-        if sandbox.pod_config.linux.security_context.namespace_options.pid == cri.POD:
+        if has_pause(sandbox):
             await self.runc.delete(sandbox.id)  # its pause container, made or not
         if has_pod_network(sandbox):  # set up or not: the network keeps its own record of what it made
             await self.network.teardown(sandbox.id)

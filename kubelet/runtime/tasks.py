@@ -63,14 +63,14 @@ class ShimServer:
         log.info("shim server started", extra={"pid": self._proc.pid})
         return ours
 
-    async def request(self, spec: dict, fds: list[int]) -> None:
-        """Hand the server a request and its descriptors (notification pipe first); a server that has gone is
+    async def request(self, spec: dict, notify_fd: int, log_fd: int) -> None:
+        """Hand the server one shim's spec, the notification pipe and the shim's log; a server that has gone is
         replaced once."""
         message = json.dumps(spec).encode()
         for attempt in range(2):
             channel = self._ensure()
             try:
-                await _send_fds(channel, message, fds)
+                await _send_fds(channel, message, [notify_fd, log_fd])
                 return
             except OSError as e:
                 self.close()
@@ -122,11 +122,11 @@ async def spawn(server: ShimServer, *, container_id: str, bundle: Path, state_di
     try:
         log_fd = os.open(state_dir / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            await server.request(spec, [write_fd, log_fd])
+            await server.request(spec, write_fd, log_fd)
         finally:
             os.close(log_fd)
             os.close(write_fd)
-        answer = await _read_answer(read_fd, f"the container monitor (log: {state_dir / 'shim.log'})")
+        answer = await _read_answer(read_fd, state_dir / "shim.log")
     finally:
         os.close(read_fd)
     if "error" in answer:
@@ -134,8 +134,8 @@ async def spawn(server: ShimServer, *, container_id: str, bundle: Path, state_di
     return Started(pid=answer["pid"], shim_pid=answer["shim_pid"])
 
 
-async def _read_answer(fd: int, subject: str) -> dict:
-    """The one-line answer of the server's child, read without a thread: many may be at work at once."""
+async def _read_answer(fd: int, shim_log: Path) -> dict:
+    """The shim's one-line answer, read without a thread: many shims may be creating containers at once."""
     loop = asyncio.get_running_loop()
     answered = loop.create_future()
     data = bytearray()
@@ -156,11 +156,11 @@ async def _read_answer(fd: int, subject: str) -> dict:
     try:
         await asyncio.wait_for(answered, SPAWN_TIMEOUT_S)
     except TimeoutError:
-        return {"error": f"{subject} did not answer within {SPAWN_TIMEOUT_S:.0f}s"}
+        return {"error": f"the container monitor did not answer within {SPAWN_TIMEOUT_S:.0f}s (see {shim_log})"}
     finally:
         loop.remove_reader(fd)
     if not data:
-        return {"error": f"{subject} exited without answering"}
+        return {"error": f"the container monitor exited before creating the container (see {shim_log})"}
     return json.loads(data)
 
 
